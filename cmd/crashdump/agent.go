@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/crashdump-io/crashdump/collector"
+	"github.com/crashdump-io/crashdump/collector/discover"
+	"github.com/crashdump-io/crashdump/uploader"
+	"github.com/crashdump-io/crashdump/uploader/s3store"
+	"github.com/crashdump-io/crashdump/uploader/stores"
+)
+
+// agentFlags are the agent's settings (SPEC §6).
+type agentFlags struct {
+	dumpDir, stateDir, procRoot string
+	store                       string
+	s3Endpoint, s3Region        string
+	s3SSE, s3SSEKMSKeyID        string
+	nodeName                    string
+	podSource                   string
+	kubeletURL                  string
+	kubeletTokenFile            string
+	kubeletCAFile               string
+	kubeletInsecure             bool
+	listenAddress               string
+	compression                 string
+	settleTime, maxSettleWait   time.Duration
+	rescanInterval              time.Duration
+	shutdownGrace               time.Duration
+	once                        bool
+	include, exclude            []string
+	keyTemplate                 string
+	uploadWorkers               int
+	partSize, uploadBuffer      byteSize
+	partConcurrency             int
+	logLevel, logFormat         string
+}
+
+func newAgentCmd() *cobra.Command {
+	f := agentFlags{partSize: byteSize(s3store.DefaultPartSize), uploadBuffer: 32 << 20}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent: collect crash dumps and upload them",
+		Long: `Run the node agent. It watches --dump-dir, claims every dump as soon as it
+appears (so a second crash with the same file name cannot overwrite it),
+waits until its writer has closed it, attributes it to a pod, uploads it to
+--store with its manifest, verifies it, and only then deletes the node copy.`,
+		Example: `  # Try it locally: no cluster, no S3, a local directory as the store.
+  crashdump agent --dump-dir ./dumps --state-dir ./state \
+    --store file://$PWD/store --pod-source none --listen-address 127.0.0.1:9102
+
+  # Process what is there once and exit (non-zero if a dump could not be uploaded).
+  crashdump agent --once --dump-dir ./dumps --state-dir ./state --store file://$PWD/store --pod-source none
+
+  # MinIO
+  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... crashdump agent \
+    --store s3://crashdumps/prod --s3-endpoint http://minio.minio:9000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("listen-address") && os.Getenv(envName("listen-address")) == "" && f.once {
+				f.listenAddress = "" // a one-shot run serves no metrics unless asked
+			}
+			return runAgent(cmd.Context(), f)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.dumpDir, "dump-dir", "/var/lib/crashdump/dumps", "root directory watched (recursively) for dumps")
+	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/crashdump/state", "agent-private staging and journal; same filesystem as --dump-dir, never inside it")
+	fs.StringVar(&f.store, "store", "file:///var/lib/crashdump/store", "where dumps go: s3://bucket/prefix or file:///path")
+	fs.StringVar(&f.s3Endpoint, "s3-endpoint", "", "custom S3 endpoint such as MinIO (implies path-style addressing); empty for AWS")
+	fs.StringVar(&f.s3Region, "s3-region", "", "S3 region (default: from the AWS config, else us-east-1)")
+	fs.StringVar(&f.s3SSE, "s3-sse", "", "server-side encryption: AES256 (SSE-S3) or aws:kms (SSE-KMS); empty for the bucket default")
+	fs.StringVar(&f.s3SSEKMSKeyID, "s3-sse-kms-key-id", "", "KMS key for --s3-sse aws:kms (default: the account's aws/s3 key)")
+	fs.StringVar(&f.nodeName, "node-name", "", "this node's name (default: $NODE_NAME, else the host name)")
+	fs.StringVar(&f.podSource, "pod-source", "kubelet", "where the pod list comes from: kubelet, apiserver or none")
+	fs.StringVar(&f.kubeletURL, "kubelet-url", "", "kubelet base URL (default https://$NODE_NAME:10250)")
+	fs.StringVar(&f.kubeletTokenFile, "kubelet-token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token for the kubelet")
+	fs.StringVar(&f.kubeletCAFile, "kubelet-ca-file", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "CA bundle for the kubelet's serving certificate")
+	fs.BoolVar(&f.kubeletInsecure, "kubelet-insecure-skip-tls-verify", false, "do not verify the kubelet's serving certificate (explicit opt-out)")
+	fs.StringVar(&f.procRoot, "proc-root", "/proc", "host /proc (for writer detection and attribution)")
+	fs.StringVar(&f.listenAddress, "listen-address", ":9102", "address for /metrics, /healthz and /readyz (empty: none)")
+	fs.StringVar(&f.compression, "compression", "zstd", "zstd or none (incompressible dumps are always sent raw)")
+	fs.DurationVar(&f.settleTime, "settle-time", 2*time.Second, "quiet period before a closed dump counts as complete")
+	fs.DurationVar(&f.maxSettleWait, "max-settle-wait", 30*time.Minute, "upload a dump still open or changing after this long anyway, marked incomplete")
+	fs.DurationVar(&f.rescanInterval, "rescan-interval", time.Minute, "full rescan of --dump-dir (a safety net under the file watches)")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long uploads in flight may finish; the rest resumes at the next start")
+	fs.BoolVar(&f.once, "once", false, "process what is there, wait for it to finish, exit (non-zero if a dump could not be uploaded)")
+	fs.StringSliceVar(&f.include, "include", discover.DefaultInclude, "file name patterns collected as dumps")
+	fs.StringSliceVar(&f.exclude, "exclude", discover.DefaultExclude, "file name patterns never collected (crash reports travel with their dump)")
+	fs.StringVar(&f.keyTemplate, "key-template", uploader.DefaultKeyTemplate, "object key layout (Go template over .Namespace .Pod .Container .Node .ID .ShortID .FileName .Time .Date .Year .Month .Day); must contain .ID or .ShortID")
+	fs.IntVar(&f.uploadWorkers, "upload-workers", 2, "dumps uploaded at the same time")
+	fs.Var(&f.partSize, "part-size", "preferred multipart part size (grows for objects over 10,000 parts)")
+	fs.IntVar(&f.partConcurrency, "part-concurrency", 4, "parts of one dump in flight at the same time")
+	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for compressed part buffers per dump (bounds memory whatever the dump size)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+func nodeName(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+func runAgent(parent context.Context, f agentFlags) error {
+	log, err := newLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "crashdump_build_info", Help: "Build information.", ConstLabels: prometheus.Labels{"version": version},
+	})
+	build.Set(1)
+	reg.MustRegister(build)
+
+	node := nodeName(f.nodeName)
+	opened, err := stores.Open(ctx, f.store, s3store.Config{
+		Endpoint: f.s3Endpoint, Region: f.s3Region, SSE: f.s3SSE, SSEKMSKeyID: f.s3SSEKMSKeyID,
+		PartSize: int64(f.partSize), Concurrency: f.partConcurrency, MaxBufferBytes: int64(f.uploadBuffer),
+		UserAgent: "crashdump/" + version,
+	}, log)
+	if err != nil {
+		return err
+	}
+	store := uploader.NewStoreMetrics(reg).Wrap(opened.Store, "default")
+	up, err := uploader.New(uploader.Options{})
+	if err != nil {
+		return err
+	}
+	kt, err := uploader.ParseKeyTemplate(f.keyTemplate)
+	if err != nil {
+		return err
+	}
+	resolver, err := newResolver(f, node, log)
+	if err != nil {
+		return err
+	}
+	agent, err := collector.New(collector.Config{
+		DumpDir: f.dumpDir, StateDir: f.stateDir, ProcRoot: f.procRoot, Node: node, Version: version,
+		Include: f.include, Exclude: f.exclude, Compression: f.compression, KeyTemplate: kt,
+		SettleTime: f.settleTime, MaxSettleWait: f.maxSettleWait, RescanInterval: f.rescanInterval,
+		UploadWorkers: f.uploadWorkers, ShutdownGrace: f.shutdownGrace, Once: f.once,
+	}, collector.Deps{
+		Store: store, Uploader: up, Resolver: resolver, Ping: opened.Ping, Log: log, Registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	var srv *http.Server
+	if f.listenAddress != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !agent.Ready() {
+				http.Error(w, "not ready: not watching yet or store not reached", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		ln, err := net.Listen("tcp", f.listenAddress)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", f.listenAddress, err)
+		}
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "err", err)
+			}
+		}()
+	}
+	log.Info("crashdump agent starting", "version", version, "node", node, "dump_dir", f.dumpDir,
+		"state_dir", f.stateDir, "store", f.store, "pod_source", f.podSource, "once", f.once,
+		"listen_address", f.listenAddress)
+
+	// Ordered shutdown: the agent stops discovering, finishes or
+	// checkpoints uploads in flight, and only then does /metrics go away.
+	runErr := agent.Run(ctx)
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	if runErr != nil {
+		log.Error("agent stopped with an error", "err", runErr)
+		return runErr
+	}
+	log.Info("crashdump agent stopped")
+	return nil
+}
+
+// newResolver builds the pod resolver for --pod-source.
+func newResolver(f agentFlags, node string, log *slog.Logger) (collector.PodResolver, error) {
+	switch strings.ToLower(f.podSource) {
+	case "none":
+		return collector.NoResolver{}, nil
+	case "kubelet", "apiserver":
+		log.Warn("pod attribution is not available in this build; dumps get correlation method none", "pod_source", f.podSource, "node", node)
+		return collector.NoResolver{}, nil
+	}
+	return nil, fmt.Errorf("--pod-source %q: want kubelet, apiserver or none", f.podSource)
+}

@@ -1,0 +1,32 @@
+// Command crashdump is crashdump's one binary: the node agent
+// (`crashdump agent`, run as a DaemonSet) and the SRE's retrieval commands.
+// This package only wires flags, logging, metrics and signals to the
+// collector and uploader packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	root := newRootCmd()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", root.Name(), err)
+		var ec exitCoder
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
+		}
+		return 1
+	}
+	return 0
+}
+
+// exitCoder lets a command choose its exit status.
+type exitCoder interface{ ExitCode() int }

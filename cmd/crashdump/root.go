@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// envPrefix: every flag has an environment variable CRASHDUMP_<FLAG_NAME>.
+const envPrefix = "CRASHDUMP_"
+
+// envName is the environment variable of a flag: --dump-dir ↔ CRASHDUMP_DUMP_DIR.
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// bindEnv sets every flag not given on the command line from its
+// environment variable: flags win over the environment.
+func bindEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("environment %s=%q: %w", envName(f.Name), v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "crashdump",
+		Short: "Crash dumps off Kubernetes nodes and into S3, attributed to the pod that crashed",
+		Long: `crashdump collects crash dumps (.NET createdump, ELF cores, JVM heap dumps,
+Node.js heap snapshots) written on a Kubernetes node, uploads them to S3 or
+MinIO attributed to the pod and container that crashed, and removes them
+from the node. The same binary finds and fetches them for you.
+
+Every flag can also be set through the environment: CRASHDUMP_ and the flag
+name in upper snake case (--dump-dir is CRASHDUMP_DUMP_DIR). Flags win.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return bindEnv(cmd.Flags())
+		},
+	}
+	root.AddCommand(newAgentCmd(), newVersionCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), version)
+			return err
+		},
+	}
+}

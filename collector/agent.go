@@ -1,0 +1,374 @@
+package collector
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/crashdump-io/crashdump/collector/discover"
+	"github.com/crashdump-io/crashdump/collector/dumpfs"
+	"github.com/crashdump-io/crashdump/collector/procfs"
+	"github.com/crashdump-io/crashdump/collector/staging"
+	"github.com/crashdump-io/crashdump/uploader"
+	"github.com/crashdump-io/crashdump/uploader/manifest"
+)
+
+// Config is the agent's configuration (flags, SPEC §6).
+type Config struct {
+	DumpDir  string
+	StateDir string
+	ProcRoot string
+	Node     string
+	// Version is recorded in every manifest.
+	Version string
+	Include []string
+	Exclude []string
+	// Compression is manifest.CompressionZstd or manifest.CompressionNone.
+	Compression string
+	// KeyTemplate renders object keys (default uploader.DefaultKeyTemplate).
+	KeyTemplate *uploader.KeyTemplate
+	// SettleTime is how long a closed dump must stay unchanged.
+	SettleTime time.Duration
+	// MaxSettleWait is how long a dump may stay open or changing before it
+	// is uploaded anyway, marked incomplete.
+	MaxSettleWait time.Duration
+	// RescanInterval is the safety-net full rescan period.
+	RescanInterval time.Duration
+	// UploadWorkers is the number of dumps uploaded at the same time.
+	UploadWorkers int
+	// ShutdownGrace bounds how long in-flight uploads may continue after
+	// a stop was requested; what is left is resumed by the next start.
+	ShutdownGrace time.Duration
+	// RetryBase and RetryMax bound the exponential backoff (with full
+	// jitter) between upload attempts of one dump.
+	RetryBase, RetryMax time.Duration
+	// Once processes what is in the dump directory and staging, waits for
+	// it to finish, and returns.
+	Once bool
+	// OnceMaxAttempts is how many attempts a dump gets in --once mode
+	// before the run gives up on it (it stays staged for the next run).
+	OnceMaxAttempts int
+}
+
+func (c *Config) setDefaults() {
+	if c.ProcRoot == "" {
+		c.ProcRoot = "/proc"
+	}
+	if c.Include == nil {
+		c.Include = discover.DefaultInclude
+	}
+	if c.Exclude == nil {
+		c.Exclude = discover.DefaultExclude
+	}
+	if c.Compression == "" {
+		c.Compression = manifest.CompressionZstd
+	}
+	if c.SettleTime <= 0 {
+		c.SettleTime = 2 * time.Second
+	}
+	if c.MaxSettleWait <= 0 {
+		c.MaxSettleWait = 30 * time.Minute
+	}
+	if c.UploadWorkers <= 0 {
+		c.UploadWorkers = 2
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 25 * time.Second
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 5 * time.Minute
+	}
+	if c.OnceMaxAttempts <= 0 {
+		c.OnceMaxAttempts = 3
+	}
+}
+
+// Deps are the agent's collaborators.
+type Deps struct {
+	Store    uploader.Store
+	Uploader *uploader.Uploader
+	Resolver PodResolver
+	Notifier Notifier
+	// Ping checks the store is reachable (for /readyz); nil means Head of
+	// a probe key.
+	Ping     func(context.Context) error
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// Agent runs the data flow of SPEC §3 for one node. Create it with New and
+// call Run once.
+type Agent struct {
+	cfg   Config
+	store uploader.Store
+	up    *uploader.Uploader
+	res   PodResolver
+	note  Notifier
+	ping  func(context.Context) error
+	log   *slog.Logger
+	reg   prometheus.Registerer
+	m     *metrics
+	match discover.Matcher
+	proc  procfs.FS
+
+	root  *dumpfs.Root
+	stage *staging.Dir
+	watch *discover.Watcher
+
+	add     chan *item
+	work    chan *item
+	results chan result
+
+	storeOK atomic.Bool
+	failed  atomic.Int64
+
+	rejMu    sync.Mutex
+	rejected map[rejectKey]bool
+}
+
+// New validates cfg and builds an Agent.
+func New(cfg Config, d Deps) (*Agent, error) {
+	cfg.setDefaults()
+	if cfg.DumpDir == "" || cfg.StateDir == "" {
+		return nil, errors.New("dump directory and state directory are required")
+	}
+	switch cfg.Compression {
+	case manifest.CompressionZstd, manifest.CompressionNone:
+	default:
+		return nil, fmt.Errorf("unknown compression %q (want zstd or none)", cfg.Compression)
+	}
+	if cfg.KeyTemplate == nil {
+		kt, err := uploader.ParseKeyTemplate(uploader.DefaultKeyTemplate)
+		if err != nil {
+			return nil, err
+		}
+		cfg.KeyTemplate = kt
+	}
+	match, err := discover.NewMatcher(cfg.Include, cfg.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	if d.Store == nil || d.Uploader == nil || d.Log == nil || d.Registry == nil {
+		return nil, errors.New("collector: store, uploader, logger and registry are required")
+	}
+	if d.Resolver == nil {
+		d.Resolver = NoResolver{}
+	}
+	if d.Notifier == nil {
+		d.Notifier = NopNotifier{}
+	}
+	a := &Agent{
+		cfg: cfg, store: d.Store, up: d.Uploader, res: d.Resolver, note: d.Notifier, ping: d.Ping,
+		log: d.Log, reg: d.Registry, m: newMetrics(d.Registry), match: match,
+		proc:     procfs.New(cfg.ProcRoot),
+		add:      make(chan *item, 64),
+		work:     make(chan *item),
+		results:  make(chan result, cfg.UploadWorkers),
+		rejected: map[rejectKey]bool{},
+	}
+	if a.ping == nil {
+		a.ping = func(ctx context.Context) error {
+			_, err := a.store.Head(ctx, ".crashdump-probe")
+			if errors.Is(err, uploader.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+	}
+	return a, nil
+}
+
+// Ready reports whether the agent is watching and has reached the store at
+// least once (/readyz).
+func (a *Agent) Ready() bool {
+	return a.storeOK.Load() && a.watch != nil && (a.cfg.Once || a.watch.Watching())
+}
+
+// checkDirs refuses layouts that would break the claim or hand pods the
+// agent's journal.
+func checkDirs(dumpDir, stateDir string) error {
+	da, err := filepath.Abs(dumpDir)
+	if err != nil {
+		return err
+	}
+	sa, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	if da == sa || strings.HasPrefix(sa+"/", da+"/") || strings.HasPrefix(da+"/", sa+"/") {
+		return fmt.Errorf("state directory %s and dump directory %s must not contain each other: pods write into the dump directory", sa, da)
+	}
+	var ds, ss unix.Stat_t
+	if err := unix.Stat(da, &ds); err != nil {
+		return fmt.Errorf("stat dump directory %s: %w", da, err)
+	}
+	if err := unix.Stat(sa, &ss); err != nil {
+		return fmt.Errorf("stat state directory %s: %w", sa, err)
+	}
+	if ds.Dev != ss.Dev {
+		return fmt.Errorf("state directory %s must be on the same filesystem as the dump directory %s (claiming is an atomic rename)", sa, da)
+	}
+	return nil
+}
+
+// Run collects dumps until ctx ends (or, with Once, until what was there
+// is done). Stopping is ordered: discovery stops first, uploads in flight
+// get ShutdownGrace to finish, the rest stays journaled for the next start.
+// With Once, Run returns an error if any dump could not be uploaded.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	if err := checkDirs(a.cfg.DumpDir, a.cfg.StateDir); err != nil {
+		return err
+	}
+	stage, err := staging.Open(ctx, a.cfg.StateDir, a.log)
+	if err != nil {
+		return err
+	}
+	defer stage.Close()
+	a.stage = stage
+	root, err := dumpfs.Open(a.cfg.DumpDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	a.root = root
+	a.watch = discover.New(root, a.match, discover.Options{RescanInterval: a.cfg.RescanInterval}, a.log, a.reg)
+
+	recovered := a.recover()
+
+	// runCtx ends discovery, claiming and scheduling; uploads in flight run
+	// on upCtx, which ends ShutdownGrace later (or when they are done).
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	upCtx, stopUploads := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopUploads()
+
+	candidates := make(chan string, 256)
+	claimerDone := make(chan struct{})
+	var g errgroup.Group
+	g.Go(func() error {
+		defer close(candidates)
+		if a.cfg.Once {
+			return a.watch.Scan(runCtx, candidates)
+		}
+		return a.watch.Run(runCtx, candidates)
+	})
+	g.Go(func() error {
+		defer close(claimerDone)
+		a.claimLoop(runCtx, candidates, recovered)
+		return nil
+	})
+	g.Go(func() error {
+		a.pingStore(runCtx)
+		return nil
+	})
+	var workers sync.WaitGroup
+	for range a.cfg.UploadWorkers {
+		workers.Go(func() { a.worker(runCtx, upCtx) })
+	}
+	schedErr := a.schedule(runCtx, claimerDone)
+	stopRun()
+	a.log.Info("stopping: discovery stopped, waiting for uploads in flight", "grace", a.cfg.ShutdownGrace.String())
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(a.cfg.ShutdownGrace):
+		a.log.Warn("shutdown grace period over: interrupting uploads; they resume at the next start")
+		stopUploads()
+		<-done
+	}
+	gerr := g.Wait()
+	if schedErr != nil {
+		return schedErr
+	}
+	if gerr != nil {
+		return gerr
+	}
+	if n := a.failed.Load(); a.cfg.Once && n > 0 {
+		return fmt.Errorf("%d dump(s) could not be uploaded; they stay staged in %s", n, a.stage.Path())
+	}
+	return nil
+}
+
+// pingStore marks the store reachable once it answers, retrying until then.
+func (a *Agent) pingStore(ctx context.Context) {
+	for delay := time.Second; ; delay = min(delay*2, 30*time.Second) {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := a.ping(pctx)
+		cancel()
+		if err == nil {
+			a.storeOK.Store(true)
+			return
+		}
+		a.log.Warn("store not reachable yet", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recover loads the journal: every staged dump is resumed; entries whose
+// claim never completed are discarded (their dump is still in the dump
+// directory and is found again).
+func (a *Agent) recover() []*item {
+	entries, err := a.stage.Entries()
+	if err != nil {
+		a.log.Warn("staging directory holds unexpected entries", "err", err)
+	}
+	var out []*item
+	for _, e := range entries {
+		var rec record
+		lerr := e.Load(&rec)
+		hasDump := e.Has(staging.DumpName)
+		switch {
+		case !hasDump:
+			a.log.Info("discarding unfinished claim", "id", e.ID, "path", rec.Path)
+			if err := a.stage.Remove(e); err != nil {
+				a.log.Error("remove unfinished claim", "id", e.ID, "err", err)
+			}
+			continue
+		case lerr != nil || rec.ID != e.ID:
+			// The dump is here but its record is not readable (a crash
+			// mid-write on a filesystem without ordering guarantees):
+			// upload it with what is known rather than lose it.
+			a.log.Warn("staged dump has no readable record; uploading without origin", "id", e.ID, "err", lerr)
+			rec = record{Version: recordVersion, ID: e.ID, State: stateClaimed, Path: "unknown/dump", ClaimedAt: time.Now()}
+		}
+		rec.State = stateClaimed
+		it, err := a.newItem(e, rec)
+		if err != nil {
+			a.log.Error("resume staged dump", "id", e.ID, "err", err)
+			continue
+		}
+		a.log.Info("resuming staged dump", "id", e.ID, "path", rec.Path, "attempts", rec.Attempts)
+		out = append(out, it)
+	}
+	return out
+}

@@ -1,0 +1,261 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crashdump-io/crashdump/collector/discover"
+	"github.com/crashdump-io/crashdump/collector/dumpfs"
+	"github.com/crashdump-io/crashdump/collector/procfs"
+	"github.com/crashdump-io/crashdump/collector/staging"
+)
+
+// claimBatch bounds how many claims share one process-table scan.
+const claimBatch = 256
+
+// maxRejectMemory bounds the set of rejected entries remembered so that
+// rescans do not log and count them again.
+const maxRejectMemory = 10000
+
+type rejectKey struct {
+	dev, ino uint64
+	reason   string
+}
+
+// claimLoop claims candidates as they come, then records who had them open
+// with one process-table scan per batch, and hands them to the scheduler.
+func (a *Agent) claimLoop(ctx context.Context, in <-chan string, recovered []*item) {
+	batch := recovered
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		a.gatherEvidence(batch)
+		for _, it := range batch {
+			select {
+			case a.add <- it:
+			case <-ctx.Done():
+				return
+			}
+		}
+		batch = nil
+	}
+	for {
+		var rel string
+		var ok bool
+		select {
+		case rel, ok = <-in:
+		default:
+			// Nothing more right now: settle the batch before waiting.
+			flush()
+			select {
+			case rel, ok = <-in:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if !ok {
+			flush()
+			return
+		}
+		if it := a.claim(rel); it != nil {
+			batch = append(batch, it)
+		}
+		if len(batch) >= claimBatch {
+			flush()
+		}
+	}
+}
+
+// classify returns why an entry cannot be a dump, or "" if it can.
+func classify(info dumpfs.Info) string {
+	switch {
+	case info.Mode&fs.ModeSymlink != 0:
+		return DropSymlink
+	case !info.IsRegular():
+		return DropNotRegular
+	case info.Nlink > 1:
+		return DropHardlink
+	}
+	return ""
+}
+
+// reject logs and counts an entry that will not be collected, once per
+// inode and reason.
+func (a *Agent) reject(rel string, info dumpfs.Info, reason string) {
+	a.rejMu.Lock()
+	k := rejectKey{info.Dev, info.Ino, reason}
+	seen := a.rejected[k]
+	if !seen {
+		if len(a.rejected) >= maxRejectMemory {
+			clear(a.rejected)
+		}
+		a.rejected[k] = true
+	}
+	a.rejMu.Unlock()
+	if seen {
+		return
+	}
+	a.m.dropped.WithLabelValues(reason).Inc()
+	a.log.Warn("not collecting entry", "path", rel, "reason", reason, "mode", info.Mode.String(), "nlink", info.Nlink)
+}
+
+// claim moves the dump at rel (and its crash report) into staging. It
+// returns nil when there is nothing to collect.
+func (a *Agent) claim(rel string) *item {
+	info, err := a.root.Lstat(rel)
+	if err != nil {
+		return nil // claimed already, or gone
+	}
+	if reason := classify(info); reason != "" {
+		a.reject(rel, info, reason)
+		return nil
+	}
+	rec := record{Version: recordVersion, ID: newID(), State: stateClaiming, Path: rel, ClaimedAt: time.Now().UTC()}
+	e, err := a.stage.Create(rec.ID, &rec)
+	if err != nil {
+		a.log.Error("create staging entry", "path", rel, "err", err)
+		return nil
+	}
+	dir, err := e.OpenDir()
+	if err != nil {
+		a.log.Error("open staging entry", "path", rel, "err", err)
+		_ = a.stage.Remove(e)
+		return nil
+	}
+	defer dir.Close()
+	if _, err := a.root.Claim(rel, dir, staging.DumpName); err != nil {
+		_ = a.stage.Remove(e)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, unix.EXDEV):
+			a.reject(rel, info, DropCrossDevice)
+		default:
+			a.log.Error("claim dump", "path", rel, "err", err)
+		}
+		return nil
+	}
+	// A pod can swap the entry between the stat and the move: check what
+	// actually arrived. Whatever it is, it is ours now and removing a link
+	// or a device node from staging touches nothing else.
+	var st unix.Stat_t
+	if err := unix.Lstat(e.Path(staging.DumpName), &st); err != nil {
+		a.log.Error("stat claimed dump", "path", rel, "err", err)
+		_ = a.stage.Remove(e)
+		return nil
+	}
+	got := dumpfs.InfoFromStat(info.Name, &st)
+	if reason := classify(got); reason != "" {
+		a.reject(rel, got, reason)
+		_ = a.stage.Remove(e)
+		return nil
+	}
+	// The crash report was written before the dump (createdump does the
+	// report first), so it is complete by now; take it along so a second
+	// crash cannot overwrite it.
+	crRel := rel + discover.CrashReportSuffix
+	if cr, err := a.root.Lstat(crRel); err == nil && classify(cr) == "" {
+		if _, err := a.root.Claim(crRel, dir, staging.CrashReportName); err == nil {
+			var cst unix.Stat_t
+			if unix.Lstat(e.Path(staging.CrashReportName), &cst) == nil && classify(dumpfs.InfoFromStat(cr.Name, &cst)) == "" {
+				rec.CrashReport = true
+			} else {
+				_ = unix.Unlink(e.Path(staging.CrashReportName))
+			}
+		}
+	}
+	rec.State = stateClaimed
+	if err := e.Save(&rec); err != nil {
+		// The dump is staged; recovery will find it even without the
+		// final record state.
+		a.log.Error("save claim record", "path", rel, "err", err)
+	}
+	a.m.detected.Inc()
+	a.log.Info("claimed dump", "path", rel, "id", rec.ID, "size", got.Size, "crash_report", rec.CrashReport)
+	it, err := a.newItem(e, rec)
+	if err != nil {
+		a.log.Error("track claimed dump", "path", rel, "err", err)
+		return nil
+	}
+	return it
+}
+
+// newItem builds the in-memory state of a staged dump.
+func (a *Agent) newItem(e *staging.Entry, rec record) (*item, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(e.Path(staging.DumpName), &st); err != nil {
+		return nil, err
+	}
+	info := dumpfs.InfoFromStat(staging.DumpName, &st)
+	return &item{entry: e, rec: rec, size: info.Size, mtime: info.Mtime,
+		file: procfs.FileID{Dev: info.Dev, Ino: info.Ino}}, nil
+}
+
+// gatherEvidence records, for every item not yet scanned, the processes
+// holding it open — the writer-pid evidence, taken while the writer still
+// has the file. One scan of the process table serves the whole batch.
+func (a *Agent) gatherEvidence(items []*item) {
+	want := map[procfs.FileID]struct{}{}
+	for _, it := range items {
+		if !it.rec.Scanned {
+			want[it.file] = struct{}{}
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	a.m.procScans.Inc()
+	openers, err := a.proc.Openers(want)
+	if err != nil {
+		a.log.Warn("scan processes for dump writers", "err", err)
+	}
+	procs := map[int]procfs.Process{}
+	for _, it := range items {
+		if it.rec.Scanned {
+			it.writers = nil
+			for _, w := range it.rec.Writers {
+				if w.Writable {
+					it.writers = append(it.writers, w.HostPID)
+				}
+			}
+			continue
+		}
+		it.rec.Writers = nil
+		seen := map[int]int{} // PID -> index in it.rec.Writers
+		for _, o := range openers[it.file] {
+			if i, dup := seen[o.PID]; dup {
+				// The same process with several descriptors on the file.
+				if o.Writable && !it.rec.Writers[i].Writable {
+					it.rec.Writers[i].Writable = true
+					it.writers = append(it.writers, o.PID)
+				}
+				continue
+			}
+			seen[o.PID] = len(it.rec.Writers)
+			w := Writer{HostPID: o.PID, Writable: o.Writable}
+			p, ok := procs[o.PID]
+			if !ok {
+				if p, err = a.proc.Process(o.PID); err == nil {
+					procs[o.PID] = p
+					ok = true
+				}
+			}
+			if ok {
+				w.NSPID, w.Comm, w.Exe = p.NSPID, p.Comm, p.Exe
+				w.ContainerID, w.Runtime, w.PodUID = p.Cgroup.ContainerID, p.Cgroup.Runtime, p.Cgroup.PodUID
+			}
+			it.rec.Writers = append(it.rec.Writers, w)
+			if o.Writable {
+				it.writers = append(it.writers, o.PID)
+			}
+		}
+		it.rec.Scanned = true
+		if err := it.entry.Save(&it.rec); err != nil {
+			a.log.Error("save writer evidence", "path", it.rec.Path, "err", err)
+		}
+	}
+}

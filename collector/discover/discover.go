@@ -1,0 +1,292 @@
+// Package discover finds dump files under the dump directory: fsnotify
+// watches on the root and every subdirectory give early hints, and full
+// rescans (at start-up, after a watcher overflow or error, and on a slow
+// ticker) make sure nothing is missed, because events are hints and the
+// directory is the truth. It emits relative paths of candidate files; it
+// never opens, moves or deletes anything.
+package discover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/crashdump-io/crashdump/collector/dumpfs"
+)
+
+// DefaultInclude are the dump names of SPEC §2.
+var DefaultInclude = []string{"*.dmp", "core", "core.*", "*.core", "*.hprof", "*.heapsnapshot"}
+
+// DefaultExclude keeps companions out: a crash report travels with its
+// dump, never as a dump of its own.
+var DefaultExclude = []string{"*" + CrashReportSuffix}
+
+// CrashReportSuffix names the .NET crash report written beside a dump.
+const CrashReportSuffix = ".crashreport.json"
+
+// maxDepth bounds how deep the walk goes: a pod can create directories
+// faster than the agent should follow them.
+const maxDepth = 16
+
+// Matcher decides which file names are dumps. Safe for concurrent use.
+type Matcher struct {
+	include, exclude []string
+}
+
+// NewMatcher validates the glob patterns (path.Match syntax, matched
+// against base names).
+func NewMatcher(include, exclude []string) (Matcher, error) {
+	for _, p := range append(append([]string{}, include...), exclude...) {
+		if _, err := path.Match(p, "x"); err != nil {
+			return Matcher{}, fmt.Errorf("bad file pattern %q: %w", p, err)
+		}
+		if strings.Contains(p, "/") {
+			return Matcher{}, fmt.Errorf("bad file pattern %q: patterns match base names and cannot contain '/'", p)
+		}
+	}
+	if len(include) == 0 {
+		return Matcher{}, errors.New("no include patterns: nothing would be collected")
+	}
+	return Matcher{include: include, exclude: exclude}, nil
+}
+
+// Match reports whether a file with this base name is a dump.
+func (m Matcher) Match(name string) bool {
+	for _, p := range m.exclude {
+		if ok, _ := path.Match(p, name); ok {
+			return false
+		}
+	}
+	for _, p := range m.include {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Options tune a Watcher.
+type Options struct {
+	// RescanInterval is the slow safety-net rescan period (default 1m).
+	RescanInterval time.Duration
+}
+
+type metrics struct {
+	rescans *prometheus.CounterVec
+	watched prometheus.Gauge
+	events  prometheus.Counter
+}
+
+// Watcher discovers candidate dumps. Run it once.
+type Watcher struct {
+	root    *dumpfs.Root
+	match   Matcher
+	opts    Options
+	log     *slog.Logger
+	m       metrics
+	ready   atomic.Bool
+	mu      sync.Mutex
+	watched map[string]bool
+}
+
+// New builds a Watcher over root.
+func New(root *dumpfs.Root, match Matcher, opts Options, log *slog.Logger, reg prometheus.Registerer) *Watcher {
+	if opts.RescanInterval <= 0 {
+		opts.RescanInterval = time.Minute
+	}
+	m := metrics{
+		rescans: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "crashdump_rescans_total",
+			Help: "Full rescans of the dump directory by reason (startup, periodic, overflow, error).",
+		}, []string{"reason"}),
+		watched: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_watched_directories",
+			Help: "Directories under the dump directory with an inotify watch.",
+		}),
+		events: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_watch_events_total",
+			Help: "Filesystem events received from the dump directory.",
+		}),
+	}
+	for _, r := range []string{"startup", "periodic", "overflow", "error"} {
+		m.rescans.WithLabelValues(r)
+	}
+	return &Watcher{root: root, match: match, opts: opts, log: log, m: m, watched: map[string]bool{}}
+}
+
+// Watching reports whether the watcher is up (for /readyz).
+func (w *Watcher) Watching() bool { return w.ready.Load() }
+
+// Scan walks the whole tree once and sends every candidate to out. With a
+// non-nil fsnotify watcher it also adds a watch on every directory.
+func (w *Watcher) scan(ctx context.Context, fw *fsnotify.Watcher, rel string, depth int, out chan<- string) error {
+	if depth > maxDepth {
+		w.log.Warn("not descending: directory too deep", "path", rel)
+		return nil
+	}
+	if fw != nil {
+		w.addWatch(fw, rel)
+	}
+	entries, err := w.root.ReadDir(rel)
+	if err != nil {
+		// The directory may have been removed while walking.
+		w.log.Debug("list directory", "path", rel, "err", err)
+		return nil
+	}
+	for _, e := range entries {
+		child := e.Name
+		if rel != "." {
+			child = rel + "/" + e.Name
+		}
+		switch {
+		case e.IsDir():
+			if err := w.scan(ctx, fw, child, depth+1, out); err != nil {
+				return err
+			}
+		case w.match.Match(e.Name):
+			select {
+			case out <- child:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// Scan walks the tree once, sending candidates to out (for --once).
+func (w *Watcher) Scan(ctx context.Context, out chan<- string) error {
+	w.m.rescans.WithLabelValues("startup").Inc()
+	return w.scan(ctx, nil, ".", 0, out)
+}
+
+func (w *Watcher) addWatch(fw *fsnotify.Watcher, rel string) {
+	p := w.abs(rel)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watched[p] {
+		return
+	}
+	if err := fw.Add(p); err != nil {
+		// ENOSPC (max_user_watches) and friends: the ticker rescan
+		// still finds everything, only later.
+		w.log.Warn("cannot watch directory; relying on rescans", "path", rel, "err", err)
+		return
+	}
+	w.watched[p] = true
+	w.m.watched.Set(float64(len(w.watched)))
+}
+
+func (w *Watcher) forget(p string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.watched[p] {
+		delete(w.watched, p)
+		w.m.watched.Set(float64(len(w.watched)))
+	}
+}
+
+func (w *Watcher) abs(rel string) string {
+	if rel == "." {
+		return w.root.Path()
+	}
+	return w.root.Path() + "/" + rel
+}
+
+func (w *Watcher) rel(p string) (string, bool) {
+	r, ok := strings.CutPrefix(p, w.root.Path()+"/")
+	return r, ok && r != ""
+}
+
+// Run watches the tree until ctx ends, sending candidates to out. The first
+// full scan happens right away.
+func (w *Watcher) Run(ctx context.Context, out chan<- string) error {
+	fw, err := fsnotify.NewBufferedWatcher(4096)
+	if err != nil {
+		return fmt.Errorf("create watcher: %w", err)
+	}
+	defer fw.Close()
+	defer w.ready.Store(false)
+
+	rescan := func(reason string) error {
+		w.m.rescans.WithLabelValues(reason).Inc()
+		return w.scan(ctx, fw, ".", 0, out)
+	}
+	w.ready.Store(true)
+	if err := rescan("startup"); err != nil {
+		return err
+	}
+	ticker := time.NewTicker(w.opts.RescanInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			if err := rescan("periodic"); err != nil {
+				return nil
+			}
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			reason := "error"
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				reason = "overflow"
+			}
+			w.log.Warn("watcher error; rescanning", "err", err, "reason", reason)
+			if err := rescan(reason); err != nil {
+				return nil
+			}
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			w.m.events.Inc()
+			if err := w.handle(ctx, fw, ev, out); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+func (w *Watcher) handle(ctx context.Context, fw *fsnotify.Watcher, ev fsnotify.Event, out chan<- string) error {
+	rel, ok := w.rel(ev.Name)
+	if !ok {
+		return nil
+	}
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		w.forget(ev.Name)
+		return nil
+	}
+	info, err := w.root.Lstat(rel)
+	if err != nil {
+		return nil // gone already (claimed, or removed)
+	}
+	if info.IsDir() {
+		if ev.Has(fsnotify.Create) {
+			// Files may have landed before the watch did.
+			return w.scan(ctx, fw, rel, strings.Count(rel, "/")+1, out)
+		}
+		return nil
+	}
+	if !w.match.Match(info.Name) {
+		return nil
+	}
+	select {
+	case out <- rel:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package collector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/crashdump-io/crashdump/uploader/manifest"
+)
+
+// Reasons a dump or a directory entry is dropped (not uploaded). A fixed
+// set, so the label stays bounded.
+const (
+	DropSymlink     = "symlink"      // a symbolic link where a dump was expected
+	DropNotRegular  = "not_regular"  // FIFO, socket or device node
+	DropHardlink    = "hardlink"     // a regular file with other names (possibly outside the root)
+	DropEmpty       = "empty"        // settled at 0 bytes
+	DropCrossDevice = "cross_device" // on another filesystem than the state directory
+	DropUnreadable  = "unreadable"   // could not be opened in staging
+)
+
+var dropReasons = []string{DropSymlink, DropNotRegular, DropHardlink, DropEmpty, DropCrossDevice, DropUnreadable}
+
+// metrics are the collector's SPEC §6 metrics. Safe for concurrent use.
+type metrics struct {
+	detected       prometheus.Counter
+	uploads        *prometheus.CounterVec
+	uploadBytes    prometheus.Counter
+	dumpBytes      prometheus.Counter
+	uploadDuration prometheus.Histogram
+	settleDuration prometheus.Histogram
+	pendingDumps   prometheus.Gauge
+	pendingBytes   prometheus.Gauge
+	dropped        *prometheus.CounterVec
+	correlations   *prometheus.CounterVec
+	lastUpload     prometheus.Gauge
+	procScans      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		detected: f.NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_dumps_detected_total",
+			Help: "Dumps claimed from the dump directory.",
+		}),
+		uploads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "crashdump_uploads_total",
+			Help: "Upload attempts by result (success, failure).",
+		}, []string{"result"}),
+		uploadBytes: f.NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_upload_bytes_total",
+			Help: "Bytes stored (after compression) by verified uploads.",
+		}),
+		dumpBytes: f.NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_dump_bytes_total",
+			Help: "Original size of the dumps uploaded and verified.",
+		}),
+		uploadDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "crashdump_upload_duration_seconds",
+			Help:    "Time from the start of an upload to the verified object and manifest.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}),
+		settleDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "crashdump_settle_duration_seconds",
+			Help:    "Time from claim to settled (writer closed and quiet for the settle time).",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
+		}),
+		pendingDumps: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_pending_dumps",
+			Help: "Dumps claimed and not yet uploaded.",
+		}),
+		pendingBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_pending_bytes",
+			Help: "Bytes of dumps claimed and not yet uploaded.",
+		}),
+		dropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "crashdump_dumps_dropped_total",
+			Help: "Dumps or directory entries not uploaded, by reason.",
+		}, []string{"reason"}),
+		correlations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "crashdump_correlations_total",
+			Help: "Dumps attributed, by correlation method.",
+		}, []string{"method"}),
+		lastUpload: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_last_upload_timestamp_seconds",
+			Help: "Unix time of the last verified upload.",
+		}),
+		procScans: f.NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_proc_scans_total",
+			Help: "Full scans of the process table for open dump files.",
+		}),
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.uploads.WithLabelValues(r)
+	}
+	for _, r := range dropReasons {
+		m.dropped.WithLabelValues(r)
+	}
+	for _, meth := range []string{manifest.MethodWriterPID, manifest.MethodPath, manifest.MethodHostname, manifest.MethodNone} {
+		m.correlations.WithLabelValues(meth)
+	}
+	return m
+}

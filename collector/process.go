@@ -1,0 +1,356 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crashdump-io/crashdump/collector/dumpfs"
+	"github.com/crashdump-io/crashdump/collector/inspect"
+	"github.com/crashdump-io/crashdump/collector/staging"
+	"github.com/crashdump-io/crashdump/uploader"
+	"github.com/crashdump-io/crashdump/uploader/manifest"
+)
+
+// maxCrashReport bounds how much of a crash report is read.
+const maxCrashReport = 8 << 20
+
+// errDropped means the dump was not uploaded on purpose (logged and counted)
+// and its staging entry is gone.
+var errDropped = errors.New("dump dropped")
+
+// openStaged opens a staged file for reading without following links and
+// without blocking (a FIFO swapped in must not hang the agent), and checks
+// it is still a regular file with one name.
+func openStaged(p string) (*os.File, dumpfs.Info, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, dumpfs.Info{}, fmt.Errorf("open %s: %w", p, err)
+	}
+	f := os.NewFile(uintptr(fd), p)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, dumpfs.Info{}, fmt.Errorf("stat %s: %w", p, err)
+	}
+	info := dumpfs.InfoFromStat(path.Base(p), &st)
+	if reason := classify(info); reason != "" {
+		f.Close()
+		return nil, info, fmt.Errorf("%s is %s", p, reason)
+	}
+	return f, info, nil
+}
+
+// process uploads one settled dump, verifies it, writes its manifest and
+// removes the node copy.
+func (a *Agent) process(ctx context.Context, it *item) error {
+	rec := &it.rec
+	f, info, err := openStaged(it.entry.Path(staging.DumpName))
+	if err != nil {
+		a.m.dropped.WithLabelValues(DropUnreadable).Inc()
+		a.log.Error("staged dump unreadable", "path", rec.Path, "id", rec.ID, "err", err)
+		return err
+	}
+	defer f.Close()
+
+	if info.Size == 0 {
+		a.m.dropped.WithLabelValues(DropEmpty).Inc()
+		a.log.Warn("not collecting empty dump", "path", rec.Path, "id", rec.ID, "reason", DropEmpty)
+		if err := a.stage.Remove(it.entry); err != nil {
+			return err
+		}
+		return errDropped
+	}
+
+	p := rec.Plan
+	if p == nil || p.Size != info.Size || !p.ModTime.Equal(info.Mtime) {
+		if p != nil {
+			a.log.Warn("staged dump changed since it was planned; planning again", "path", rec.Path, "id", rec.ID)
+		}
+		np, err := a.prepare(ctx, it, f, info, p)
+		if err != nil {
+			return err
+		}
+		p = np
+		rec.Plan = p
+		if err := it.entry.Save(rec); err != nil {
+			return err
+		}
+	}
+	m := p.Manifest
+	log := a.log.With("path", rec.Path, "id", rec.ID, "key", p.Key)
+	if m.Pod != nil {
+		log = log.With("namespace", m.Pod.Namespace, "pod", m.Pod.Name, "container", m.Pod.Container)
+	}
+
+	start := time.Now()
+	obj, err := a.alreadyStored(ctx, it)
+	if err != nil {
+		return err
+	}
+	if obj == nil {
+		rec.UploadStarted = true
+		if err := it.entry.Save(rec); err != nil {
+			return err
+		}
+		sent, err := a.up.Send(ctx, a.store, p.Key, f, p.Size, p.Compress, uploader.PutOptions{
+			Metadata:    objectMetadata(m, a.cfg.Node),
+			ContentType: contentType(p.Compress),
+		})
+		if errors.Is(err, uploader.ErrSourceChanged) {
+			return errChanged
+		}
+		if err != nil {
+			return err
+		}
+		stored, err := a.store.Head(ctx, p.Key)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", p.Key, err)
+		}
+		if err := verify(sent, stored); err != nil {
+			return err
+		}
+		obj = &stored
+	}
+	// Did a writer we could not see change the file while we read it?
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fmt.Errorf("stat %s: %w", rec.Path, err)
+	}
+	if now := dumpfs.InfoFromStat("", &st); now.Size != p.Size || !now.Mtime.Equal(p.ModTime) {
+		return errChanged
+	}
+
+	m.Object.Store, m.Object.Bucket, m.Object.Key, m.Object.URL = obj.Store, obj.Bucket, obj.Key, obj.URL
+	m.Object.StoredSize, m.Object.Checksum = obj.Size, obj.Checksum
+	body, err := manifest.Marshal(m)
+	if err != nil {
+		return err
+	}
+	mkey := p.Key + ".json"
+	if _, err := a.store.Put(ctx, mkey, bytes.NewReader(body), int64(len(body)), uploader.PutOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("store manifest: %w", err)
+	}
+	if mo, err := a.store.Head(ctx, mkey); err != nil || mo.Size != int64(len(body)) {
+		return fmt.Errorf("verify manifest %s: size %d, want %d: %w", mkey, mo.Size, len(body), err)
+	}
+
+	elapsed := time.Since(start)
+	a.m.uploads.WithLabelValues("success").Inc()
+	a.m.uploadBytes.Add(float64(obj.Size))
+	a.m.dumpBytes.Add(float64(p.Size))
+	a.m.uploadDuration.Observe(elapsed.Seconds())
+	a.m.lastUpload.SetToCurrentTime()
+	log.Info("dump uploaded", "url", obj.URL, "size", p.Size, "stored_size", obj.Size,
+		"compression", m.Object.Compression, "method", m.Correlation.Method, "incomplete", m.Incomplete,
+		"duration", elapsed.Round(time.Millisecond).String())
+	a.note.DumpUploaded(ctx, m)
+	// Only now, with the object and its manifest confirmed, does the node
+	// copy go.
+	if err := a.stage.Remove(it.entry); err != nil {
+		log.Error("remove node copy", "err", err)
+	}
+	return nil
+}
+
+// alreadyStored handles a dump whose upload may have been started by an
+// earlier run: it abandons unfinished multipart uploads and returns the
+// stored object if a complete upload of these exact bytes exists (the agent
+// died after the store confirmed it). nil means: upload.
+func (a *Agent) alreadyStored(ctx context.Context, it *item) (*uploader.Object, error) {
+	p := it.rec.Plan
+	if !it.rec.UploadStarted {
+		return nil, nil
+	}
+	if err := a.store.AbortIncomplete(ctx, p.Key); err != nil {
+		a.log.Warn("abandon earlier upload", "key", p.Key, "err", err)
+	}
+	o, err := a.store.Head(ctx, p.Key)
+	if errors.Is(err, uploader.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check earlier upload %s: %w", p.Key, err)
+	}
+	meta := lowerKeys(o.Metadata)
+	if meta[uploader.MetaSHA256] == p.SHA256 && meta[uploader.MetaOriginalSize] == strconv.FormatInt(p.Size, 10) {
+		a.log.Info("dump already stored by an earlier run", "path", it.rec.Path, "key", o.Key)
+		return &o, nil
+	}
+	return nil, nil
+}
+
+// verify compares what was sent with what the store holds.
+func verify(sent, stored uploader.Object) error {
+	if sent.Size != stored.Size {
+		return fmt.Errorf("verify %s: stored size %d, sent %d", sent.Key, stored.Size, sent.Size)
+	}
+	if sent.Checksum != "" && stored.Checksum != "" && sent.Checksum != stored.Checksum {
+		return fmt.Errorf("verify %s: stored checksum %s, sent %s", sent.Key, stored.Checksum, sent.Checksum)
+	}
+	return nil
+}
+
+func lowerKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}
+
+func contentType(compressed bool) string {
+	if compressed {
+		return "application/zstd"
+	}
+	return "application/octet-stream"
+}
+
+// objectMetadata is the S3 user metadata of a dump object: the core facts,
+// ASCII only (header values).
+func objectMetadata(m *manifest.Manifest, node string) map[string]string {
+	md := map[string]string{
+		uploader.MetaNode:         node,
+		uploader.MetaSHA256:       m.File.SHA256,
+		uploader.MetaOriginalSize: strconv.FormatInt(m.File.Size, 10),
+		uploader.MetaCompression:  m.Object.Compression,
+		uploader.MetaDumpID:       m.ID,
+	}
+	if m.Pod != nil {
+		md[uploader.MetaNamespace] = m.Pod.Namespace
+		md[uploader.MetaPod] = m.Pod.Name
+		md[uploader.MetaContainer] = m.Pod.Container
+	}
+	for k, v := range md {
+		if v == "" {
+			delete(md, k)
+			continue
+		}
+		md[k] = uploader.SafeSegment(v)
+	}
+	return md
+}
+
+// prepare reads the settled dump once (hash, compressibility), reads what it
+// says about itself and its crash report, attributes it and fixes its key.
+// A dump re-planned because it changed keeps its earlier key and compression:
+// the key never changes once chosen.
+func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.Info, earlier *plan) (*plan, error) {
+	rec := &it.rec
+	an, err := a.up.Analyze(ctx, f, info.Size)
+	if errors.Is(err, uploader.ErrSourceChanged) {
+		return nil, errChanged
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", rec.Path, err)
+	}
+	m := &manifest.Manifest{
+		SchemaVersion: manifest.SchemaVersion,
+		ID:            rec.ID,
+		CollectedAt:   rec.ClaimedAt,
+		AgentVersion:  a.cfg.Version,
+		Node:          a.cfg.Node,
+		File: manifest.File{
+			Name:    path.Base(rec.Path),
+			Path:    rec.Path,
+			Size:    info.Size,
+			SHA256:  an.SHA256,
+			ModTime: info.Mtime.UTC(),
+		},
+	}
+	if it.incomplete != "" {
+		m.Incomplete, m.IncompleteReason = true, it.incomplete
+	}
+	header := make([]byte, inspect.HeaderSize)
+	n, _ := f.ReadAt(header, 0)
+	m.Kind = inspect.Kind(header[:n])
+	if m.Kind == "elf-core" {
+		if cs, err := inspect.ReadCore(f, info.Size); err == nil {
+			m.Core = &manifest.Core{Signal: cs.Signal, SignalName: cs.SignalName, PID: cs.PID, Exe: cs.Exe,
+				Args: cs.Args, ArgsTruncated: cs.ArgsTruncated, Threads: len(cs.Threads), Machine: cs.Machine}
+		} else {
+			a.log.Info("no ELF core summary", "path", rec.Path, "err", err)
+		}
+	}
+	if rec.CrashReport {
+		m.File.CrashReport = m.File.Name + ".crashreport.json"
+		if cr, err := readCrashReport(it.entry.Path(staging.CrashReportName)); err == nil {
+			m.CrashReport = cr
+		} else {
+			a.log.Info("crash report unreadable", "path", rec.Path, "err", err)
+		}
+	}
+	att := a.res.Resolve(ctx, Evidence{Path: rec.Path, Writers: rec.Writers, ClaimedAt: rec.ClaimedAt})
+	m.Pod = att.Pod
+	m.Correlation = manifest.Correlation{Method: att.Method, Reason: att.Reason, Candidates: att.Candidates}
+	if m.Correlation.Method == "" {
+		m.Correlation.Method = manifest.MethodNone
+	}
+	a.m.correlations.WithLabelValues(m.Correlation.Method).Inc()
+	w := att.Writer
+	if w == nil && len(rec.Writers) > 0 {
+		w = &rec.Writers[0]
+	}
+	if w != nil {
+		m.Process = &manifest.Process{HostPID: w.HostPID, PID: w.NSPID, Exe: w.Exe}
+	}
+	compress := a.cfg.Compression == manifest.CompressionZstd && an.Compress
+	if earlier != nil {
+		compress = earlier.Compress
+	}
+	m.Object.Compression = manifest.CompressionNone
+	if compress {
+		m.Object.Compression = manifest.CompressionZstd
+	}
+	kf := uploader.KeyFields{Node: a.cfg.Node, ID: rec.ID, FileName: m.File.Name, Time: rec.ClaimedAt}
+	if m.Pod != nil {
+		kf.Namespace, kf.Pod, kf.Container = m.Pod.Namespace, m.Pod.Name, m.Pod.Container
+	}
+	key, err := a.cfg.KeyTemplate.Key(kf)
+	if err != nil {
+		return nil, err
+	}
+	if compress {
+		key += ".zst"
+	}
+	if earlier != nil {
+		key = earlier.Key
+	}
+	m.Object.Key = key
+	return &plan{Size: info.Size, ModTime: info.Mtime, SHA256: an.SHA256, Compress: compress, Key: key, Manifest: m}, nil
+}
+
+func readCrashReport(p string) (*manifest.CrashReport, error) {
+	f, _, err := openStaged(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxCrashReport))
+	if err != nil {
+		return nil, fmt.Errorf("read crash report: %w", err)
+	}
+	cr, err := inspect.ParseCrashReport(data)
+	if err != nil {
+		return nil, err
+	}
+	out := &manifest.CrashReport{
+		ExceptionType: cr.ExceptionType, HResult: cr.HResult, ProcessName: cr.ProcessName,
+		RuntimeVersion: cr.RuntimeVersion, CrashedThreadID: cr.CrashedThreadID, Partial: cr.Partial,
+	}
+	for _, fr := range cr.CrashedThreadFrames {
+		out.CrashedThreadFrames = append(out.CrashedThreadFrames, manifest.Frame{
+			Managed: fr.Managed, Method: fr.Method, Module: fr.Module, ILOffset: fr.ILOffset, NativeOffset: fr.NativeOffset,
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,50 @@
+package collector
+
+import (
+	"time"
+
+	"github.com/crashdump-io/crashdump/uploader/manifest"
+)
+
+const recordVersion = 1
+
+// Journal states of a staged dump.
+const (
+	// stateClaiming: the record exists, the dump may not have been moved
+	// in yet. On recovery an entry without its dump is discarded (the
+	// dump is still in the dump directory and will be found again).
+	stateClaiming = "claiming"
+	// stateClaimed: the dump is in staging.
+	stateClaimed = "claimed"
+)
+
+// record is the journal entry of one staged dump (staging/<id>/record.json).
+type record struct {
+	Version     int       `json:"version"`
+	ID          string    `json:"id"`
+	State       string    `json:"state"`
+	Path        string    `json:"path"`
+	ClaimedAt   time.Time `json:"claimedAt"`
+	CrashReport bool      `json:"crashReport,omitempty"`
+	// Scanned is set once the writers at claim time have been recorded.
+	Scanned bool     `json:"scanned,omitempty"`
+	Writers []Writer `json:"writers,omitempty"`
+	// Plan is fixed before the first upload attempt and reused by every
+	// later one, so that the key (and the attribution in it) never changes.
+	Plan *plan `json:"plan,omitempty"`
+	// UploadStarted means an upload may have been started: a restart must
+	// abandon unfinished multipart uploads of the key first.
+	UploadStarted bool   `json:"uploadStarted,omitempty"`
+	Attempts      int    `json:"attempts,omitempty"`
+	LastError     string `json:"lastError,omitempty"`
+}
+
+// plan is what the agent decided to store for a settled dump.
+type plan struct {
+	Size     int64              `json:"size"`
+	ModTime  time.Time          `json:"modTime"`
+	SHA256   string             `json:"sha256"`
+	Compress bool               `json:"compress"`
+	Key      string             `json:"key"`
+	Manifest *manifest.Manifest `json:"manifest"`
+}

@@ -1,0 +1,79 @@
+package collector
+
+import (
+	"context"
+	"time"
+
+	"github.com/crashdump-io/crashdump/uploader/manifest"
+)
+
+// Writer is a process seen holding a dump open when it was claimed: the
+// evidence for writer-pid attribution, captured while the writer still
+// held the file and kept in the journal across restarts.
+type Writer struct {
+	HostPID     int    `json:"hostPID"`
+	NSPID       int    `json:"nsPID,omitempty"`
+	Writable    bool   `json:"writable"`
+	Comm        string `json:"comm,omitempty"`
+	Exe         string `json:"exe,omitempty"`
+	ContainerID string `json:"containerID,omitempty"`
+	Runtime     string `json:"runtime,omitempty"`
+	PodUID      string `json:"podUID,omitempty"`
+}
+
+// Evidence is what the agent knows about a dump's origin.
+type Evidence struct {
+	// Path is where the dump was found, relative to the dump directory,
+	// slash-separated.
+	Path string
+	// Writers are the processes that held the file open at claim time.
+	Writers   []Writer
+	ClaimedAt time.Time
+}
+
+// Attribution is a PodResolver's answer.
+type Attribution struct {
+	// Pod is nil when the dump is not attributed; for method "path" with no
+	// pod list it may hold only a namespace and name.
+	Pod *manifest.Pod
+	// Method is one of manifest.Method*.
+	Method string
+	// Reason explains a fallback or a "none".
+	Reason     string
+	Candidates []manifest.PodRef
+	// Writer is the evidence the answer rests on, when there was one.
+	Writer *Writer
+}
+
+// PodResolver attributes a dump to the pod that wrote it. It must never
+// guess: an ambiguous answer is method "none" with the candidates. It must
+// not fail either: trouble (the kubelet down) is a "none" with a reason.
+// Implementations are safe for concurrent use.
+type PodResolver interface {
+	Resolve(ctx context.Context, ev Evidence) Attribution
+}
+
+// NoResolver attributes nothing: node-level facts only.
+type NoResolver struct{}
+
+// Resolve implements PodResolver.
+func (NoResolver) Resolve(_ context.Context, ev Evidence) Attribution {
+	a := Attribution{Method: manifest.MethodNone, Reason: "pod attribution disabled"}
+	if len(ev.Writers) > 0 {
+		w := ev.Writers[0]
+		a.Writer = &w
+	}
+	return a
+}
+
+// Notifier is told about every verified upload (Kubernetes Events). It must
+// not block for long and its failures never fail an upload.
+type Notifier interface {
+	DumpUploaded(ctx context.Context, m *manifest.Manifest)
+}
+
+// NopNotifier tells no one.
+type NopNotifier struct{}
+
+// DumpUploaded implements Notifier.
+func (NopNotifier) DumpUploaded(context.Context, *manifest.Manifest) {}

@@ -1,0 +1,175 @@
+// Package manifest defines the JSON document stored beside every dump object
+// (`<key>.json`). It is the contract between the agent, which writes it, and
+// the retrieval CLI and other tools, which read it: field names are stable
+// within a schema version and only ever added to.
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// SchemaVersion is the version written into every manifest.
+const SchemaVersion = 1
+
+// Correlation methods, in the order the agent tries them (SPEC §5).
+const (
+	MethodWriterPID = "writer-pid"
+	MethodPath      = "path"
+	MethodHostname  = "hostname"
+	MethodNone      = "none"
+)
+
+// Compression values of Object.Compression.
+const (
+	CompressionNone = "none"
+	CompressionZstd = "zstd"
+)
+
+// Manifest describes one collected dump.
+type Manifest struct {
+	SchemaVersion int       `json:"schemaVersion"`
+	ID            string    `json:"id"`
+	CollectedAt   time.Time `json:"collectedAt"`
+	AgentVersion  string    `json:"agentVersion"`
+	Node          string    `json:"node"`
+	// Incomplete is true when the dump was uploaded after the maximum settle
+	// wait while a writer still held it, or when it changed while uploading.
+	Incomplete       bool   `json:"incomplete"`
+	IncompleteReason string `json:"incompleteReason,omitempty"`
+	// Kind is what the file looks like: elf-core, minidump, hprof,
+	// heapsnapshot or unknown.
+	Kind string `json:"kind,omitempty"`
+
+	File        File         `json:"file"`
+	Object      Object       `json:"object"`
+	Pod         *Pod         `json:"pod,omitempty"`
+	Process     *Process     `json:"process,omitempty"`
+	Correlation Correlation  `json:"correlation"`
+	CrashReport *CrashReport `json:"crashReport,omitempty"`
+	Core        *Core        `json:"core,omitempty"`
+}
+
+// File is the dump as it was found on the node.
+type File struct {
+	// Name is the base name the writer gave the file.
+	Name string `json:"name"`
+	// Path is the file's path relative to the dump directory, slash-separated.
+	Path    string    `json:"path"`
+	Size    int64     `json:"size"`
+	SHA256  string    `json:"sha256"`
+	ModTime time.Time `json:"modTime"`
+	// CrashReport is the name of the .crashreport.json that came with it.
+	CrashReport string `json:"crashReport,omitempty"`
+}
+
+// Object is where the dump is stored.
+type Object struct {
+	Store       string `json:"store"` // "s3" or "file"
+	Bucket      string `json:"bucket,omitempty"`
+	Key         string `json:"key"` // within the bucket, prefix included
+	URL         string `json:"url,omitempty"`
+	Compression string `json:"compression"`
+	StoredSize  int64  `json:"storedSize"`
+	// Checksum is the store's checksum of the stored bytes as verified after
+	// upload, "<algorithm>:<value>".
+	Checksum string `json:"checksum,omitempty"`
+	// ManifestOnly is set when the dump itself was not uploaded (for example
+	// rate limited); Key then names where it would have been.
+	ManifestOnly bool   `json:"manifestOnly,omitempty"`
+	Destination  string `json:"destination,omitempty"`
+}
+
+// Pod is the Kubernetes identity of the process that wrote the dump.
+type Pod struct {
+	Namespace    string            `json:"namespace"`
+	Name         string            `json:"name"`
+	UID          string            `json:"uid,omitempty"`
+	Container    string            `json:"container,omitempty"`
+	ContainerID  string            `json:"containerID,omitempty"`
+	Image        string            `json:"image,omitempty"`
+	ImageID      string            `json:"imageID,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	OwnerKind    string            `json:"ownerKind,omitempty"`
+	OwnerName    string            `json:"ownerName,omitempty"`
+	RestartCount int32             `json:"restartCount"`
+}
+
+// Process is the process that wrote the dump, when it was seen.
+type Process struct {
+	HostPID int    `json:"hostPID,omitempty"`
+	PID     int    `json:"pid,omitempty"` // inside its PID namespace
+	Exe     string `json:"exe,omitempty"`
+}
+
+// Correlation records how the pod was found.
+type Correlation struct {
+	Method string `json:"method"`
+	// Reason explains a "none" or a fallback (kubelet unreachable, ambiguous).
+	Reason     string   `json:"reason,omitempty"`
+	Candidates []PodRef `json:"candidates,omitempty"`
+}
+
+// PodRef names a pod that could have written the dump.
+type PodRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid,omitempty"`
+}
+
+// CrashReport summarises a .NET <dump>.crashreport.json.
+type CrashReport struct {
+	ExceptionType       string  `json:"exceptionType,omitempty"`
+	HResult             string  `json:"hresult,omitempty"`
+	ProcessName         string  `json:"processName,omitempty"`
+	RuntimeVersion      string  `json:"runtimeVersion,omitempty"`
+	CrashedThreadID     string  `json:"crashedThreadID,omitempty"`
+	CrashedThreadFrames []Frame `json:"crashedThreadFrames,omitempty"`
+	// Partial is set when the report was not valid JSON (the runtime does
+	// not escape strings) or was truncated and only part could be read.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// Frame is one stack frame of the crashed thread.
+type Frame struct {
+	Managed      bool   `json:"managed"`
+	Method       string `json:"method,omitempty"`
+	Module       string `json:"module,omitempty"`
+	ILOffset     string `json:"ilOffset,omitempty"`
+	NativeOffset string `json:"nativeOffset,omitempty"`
+}
+
+// Core summarises an ELF core file.
+type Core struct {
+	Signal        int    `json:"signal"`
+	SignalName    string `json:"signalName,omitempty"`
+	PID           int    `json:"pid,omitempty"`
+	Exe           string `json:"exe,omitempty"`
+	Args          string `json:"args,omitempty"`
+	ArgsTruncated bool   `json:"argsTruncated,omitempty"`
+	Threads       int    `json:"threads,omitempty"`
+	Machine       string `json:"machine,omitempty"`
+}
+
+// Marshal renders m as indented JSON, the form stored in the bucket.
+func Marshal(m *Manifest) ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("marshal manifest %s: %w", m.ID, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Unmarshal parses a stored manifest and rejects schema versions this build
+// does not understand.
+func Unmarshal(data []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("parse manifest: %w", err)
+	}
+	if m.SchemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("parse manifest %s: unsupported schemaVersion %d (want %d)", m.ID, m.SchemaVersion, SchemaVersion)
+	}
+	return &m, nil
+}

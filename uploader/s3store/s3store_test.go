@@ -1,0 +1,240 @@
+package s3store_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/crashdump-io/crashdump/uploader"
+	"github.com/crashdump-io/crashdump/uploader/miniotest"
+	"github.com/crashdump-io/crashdump/uploader/s3store"
+)
+
+func newStore(t *testing.T, srv *miniotest.Server, bucket string, mod func(*s3store.Config)) *s3store.Store {
+	t.Helper()
+	srv.SetEnv(t)
+	cfg := s3store.Config{Bucket: bucket, Endpoint: srv.Endpoint, PartSize: s3store.MinPartSize, Concurrency: 3}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := s3store.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// onlyReader hides io.ReaderAt so the store must stream.
+type onlyReader struct{ io.Reader }
+
+func TestPutHeadRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "dumps")
+	s := newStore(t, srv, "dumps", nil)
+	ctx := context.Background()
+
+	big := randomBytes(t, 3*s3store.MinPartSize+12345)
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	tests := []struct {
+		name      string
+		data      []byte
+		body      func() io.Reader
+		size      int64
+		wantParts int // 0: single PUT
+	}{
+		{"small known size", big[:1000], func() io.Reader { return bytes.NewReader(big[:1000]) }, 1000, 0},
+		{"small stream", big[:1000], func() io.Reader { return onlyReader{bytes.NewReader(big[:1000])} }, -1, 0},
+		{"empty stream", nil, func() io.Reader { return onlyReader{bytes.NewReader(nil)} }, -1, 0},
+		{"multipart stream", big, func() io.Reader { return onlyReader{bytes.NewReader(big)} }, -1, 4},
+		{"multipart file sections", big, func() io.Reader { return io.NewSectionReader(f, 0, int64(len(big))) }, int64(len(big)), 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "t/" + strings.ReplaceAll(tc.name, " ", "-")
+			meta := map[string]string{"sha256": "abc", "namespace": "prod"}
+			sent, err := s.Put(ctx, key, tc.body(), tc.size, uploader.PutOptions{Metadata: meta, SizeHint: int64(len(big))})
+			if err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			if sent.Size != int64(len(tc.data)) {
+				t.Errorf("sent size %d, want %d", sent.Size, len(tc.data))
+			}
+			got, err := s.Head(ctx, key)
+			if err != nil {
+				t.Fatalf("Head: %v", err)
+			}
+			if got.Size != sent.Size || got.Checksum != sent.Checksum {
+				t.Errorf("stored %d %q, sent %d %q", got.Size, got.Checksum, sent.Size, sent.Checksum)
+			}
+			if got.Checksum == "" {
+				t.Error("store reported no checksum")
+			}
+			wantSuffix := ""
+			if tc.wantParts > 0 {
+				wantSuffix = "-" + string(rune('0'+tc.wantParts))
+			}
+			if !strings.HasSuffix(got.Checksum, wantSuffix) || (wantSuffix == "" && strings.Contains(got.Checksum, "-")) {
+				t.Errorf("checksum %q: want %d parts", got.Checksum, tc.wantParts)
+			}
+			if got.Metadata["sha256"] != "abc" || got.Metadata["namespace"] != "prod" {
+				t.Errorf("metadata %v", got.Metadata)
+			}
+			if b := srv.Get(t, "dumps", key); !bytes.Equal(b, tc.data) {
+				t.Errorf("stored bytes differ (%d vs %d)", len(b), len(tc.data))
+			}
+		})
+	}
+	if ups := srv.MultipartUploads(t, "dumps"); len(ups) != 0 {
+		t.Errorf("multipart uploads left: %v", ups)
+	}
+}
+
+func TestHeadMissing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "dumps")
+	s := newStore(t, srv, "dumps", nil)
+	_, err := s.Head(context.Background(), "nope")
+	if !errors.Is(err, uploader.ErrNotExist) {
+		t.Fatalf("Head of a missing key: %v, want ErrNotExist", err)
+	}
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	other := newStore(t, srv, "no-such-bucket", nil)
+	if err := other.Ping(context.Background()); err == nil {
+		t.Fatal("Ping of a missing bucket succeeded")
+	}
+}
+
+// failingReader fails after n bytes: an upload interrupted mid-way must
+// abort its multipart upload, leaving nothing behind.
+type failingReader struct {
+	r io.Reader
+	n int
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("source broke")
+	}
+	if len(p) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+func TestFailedPutLeavesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "dumps")
+	s := newStore(t, srv, "dumps", nil)
+	data := randomBytes(t, 4*s3store.MinPartSize)
+	_, err := s.Put(context.Background(), "broken", &failingReader{r: bytes.NewReader(data), n: 2*s3store.MinPartSize + 7}, -1, uploader.PutOptions{})
+	if err == nil {
+		t.Fatal("Put of a failing stream succeeded")
+	}
+	if ups := srv.MultipartUploads(t, "dumps"); len(ups) != 0 {
+		t.Errorf("multipart uploads left: %v", ups)
+	}
+	if keys := srv.Keys(t, "dumps", ""); len(keys) != 0 {
+		t.Errorf("objects left: %v", keys)
+	}
+}
+
+func TestAbortIncomplete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "dumps")
+	s := newStore(t, srv, "dumps", nil)
+	c := srv.Client()
+	ctx := context.Background()
+	// What an agent killed mid-upload leaves: started uploads of the key,
+	// and one of a key that merely shares its prefix (must survive).
+	for _, k := range []string{"a/dump", "a/dump", "a/dump.json"} {
+		if _, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("dumps"), Key: aws.String(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AbortIncomplete(ctx, "a/dump"); err != nil {
+		t.Fatal(err)
+	}
+	ups := srv.MultipartUploads(t, "dumps")
+	if len(ups) != 1 || !strings.HasPrefix(ups[0], "a/dump.json ") {
+		t.Fatalf("remaining uploads %v, want only a/dump.json's", ups)
+	}
+}
+
+func TestServerSideEncryption(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	srv := miniotest.Start(t, miniotest.Options{KMSSecretKey: "crashdump-test-key:" + key})
+	srv.MakeBucket(t, "dumps")
+	for _, sse := range []string{"AES256", "aws:kms"} {
+		t.Run(sse, func(t *testing.T) {
+			s := newStore(t, srv, "dumps", func(c *s3store.Config) { c.SSE = sse })
+			data := randomBytes(t, 2*s3store.MinPartSize+1)
+			k := "enc/" + strings.ReplaceAll(sse, ":", "-")
+			sent, err := s.Put(context.Background(), k, onlyReader{bytes.NewReader(data)}, -1, uploader.PutOptions{})
+			if err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			out, err := srv.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("dumps"), Key: aws.String(k)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out.ServerSideEncryption) != sse {
+				t.Errorf("stored with encryption %q, want %q", out.ServerSideEncryption, sse)
+			}
+			got, err := s.Head(context.Background(), k)
+			if err != nil || got.Size != sent.Size {
+				t.Fatalf("Head: %v %d", err, got.Size)
+			}
+			if !bytes.Equal(srv.Get(t, "dumps", k), data) {
+				t.Error("decrypted bytes differ")
+			}
+		})
+	}
+}
