@@ -17,15 +17,30 @@ STATICCHECK_VERSION := v0.8.2
 
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test unit lint tools apt-tools demo clean fmt
+# Fragments owned by their areas add tools (EXTRA_TOOLS) and checks run by
+# `make test` (EXTRA_TESTS).
+EXTRA_TOOLS :=
+EXTRA_TESTS :=
+-include deploy/deploy.mk
+-include bench/bench.mk
+-include test/e2e/e2e.mk
+
+PREFIX ?= /usr/local
+
+.PHONY: all build install test unit lint tools apt-tools demo clean fmt
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/crashdump ./cmd/crashdump
 
+## install: crashdump and its kubectl plugin name on the PATH.
+install: build
+	install -D -m 0755 $(BIN)/crashdump $(DESTDIR)$(PREFIX)/bin/crashdump
+	ln -sf crashdump $(DESTDIR)$(PREFIX)/bin/kubectl-crashdump
+
 ## tools: everything the tests need, at pinned versions (idempotent).
-tools: $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.mc-$(MC_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION) apt-tools
+tools: $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.mc-$(MC_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION) apt-tools $(EXTRA_TOOLS)
 
 $(BIN)/.minio-$(MINIO_VERSION):
 	@mkdir -p $(BIN)
@@ -53,6 +68,7 @@ apt-tools:
 test: tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@for t in $(EXTRA_TESTS); do $(MAKE) --no-print-directory $$t || exit 1; done
 
 ## unit: quick tests only (no MinIO, no gcore).
 unit:

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -32,11 +31,7 @@ type agentFlags struct {
 	s3Endpoint, s3Region        string
 	s3SSE, s3SSEKMSKeyID        string
 	nodeName                    string
-	podSource                   string
-	kubeletURL                  string
-	kubeletTokenFile            string
-	kubeletCAFile               string
-	kubeletInsecure             bool
+	attribution                 attributionFlags
 	listenAddress               string
 	compression                 string
 	settleTime, maxSettleWait   time.Duration
@@ -87,11 +82,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.StringVar(&f.s3SSE, "s3-sse", "", "server-side encryption: AES256 (SSE-S3) or aws:kms (SSE-KMS); empty for the bucket default")
 	fs.StringVar(&f.s3SSEKMSKeyID, "s3-sse-kms-key-id", "", "KMS key for --s3-sse aws:kms (default: the account's aws/s3 key)")
 	fs.StringVar(&f.nodeName, "node-name", "", "this node's name (default: $NODE_NAME, else the host name)")
-	fs.StringVar(&f.podSource, "pod-source", "kubelet", "where the pod list comes from: kubelet, apiserver or none")
-	fs.StringVar(&f.kubeletURL, "kubelet-url", "", "kubelet base URL (default https://$NODE_NAME:10250)")
-	fs.StringVar(&f.kubeletTokenFile, "kubelet-token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token for the kubelet")
-	fs.StringVar(&f.kubeletCAFile, "kubelet-ca-file", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "CA bundle for the kubelet's serving certificate")
-	fs.BoolVar(&f.kubeletInsecure, "kubelet-insecure-skip-tls-verify", false, "do not verify the kubelet's serving certificate (explicit opt-out)")
+	f.attribution.register(fs)
 	fs.StringVar(&f.procRoot, "proc-root", "/proc", "host /proc (for writer detection and attribution)")
 	fs.StringVar(&f.listenAddress, "listen-address", ":9102", "address for /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&f.compression, "compression", "zstd", "zstd or none (incompressible dumps are always sent raw)")
@@ -175,17 +166,18 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	resolver, err := newResolver(f, node, log)
+	attr, err := newAttribution(ctx, f.attribution, node, log, reg)
 	if err != nil {
 		return err
 	}
+	defer attr.close()
 	agent, err := collector.New(collector.Config{
 		DumpDir: f.dumpDir, StateDir: f.stateDir, ProcRoot: f.procRoot, Node: node, Version: version,
 		Include: f.include, Exclude: f.exclude, Compression: f.compression, KeyTemplate: kt,
 		SettleTime: f.settleTime, MaxSettleWait: f.maxSettleWait, RescanInterval: f.rescanInterval,
 		UploadWorkers: f.uploadWorkers, ShutdownGrace: f.shutdownGrace, Once: f.once,
 	}, collector.Deps{
-		Store: store, Uploader: up, Resolver: resolver, Ping: opened.Ping, Log: log, Registry: reg,
+		Store: store, Uploader: up, Resolver: attr.resolver, Notifier: attr.notifier, Ping: opened.Ping, Log: log, Registry: reg,
 	})
 	if err != nil {
 		return err
@@ -215,7 +207,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 		}()
 	}
 	log.Info("crashdump agent starting", "version", version, "node", node, "dump_dir", f.dumpDir,
-		"state_dir", f.stateDir, "store", f.store, "pod_source", f.podSource, "once", f.once,
+		"state_dir", f.stateDir, "store", f.store, "pod_source", f.attribution.podSource, "once", f.once,
 		"listen_address", f.listenAddress)
 
 	// Ordered shutdown: the agent stops discovering, finishes or
@@ -232,16 +224,4 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 	log.Info("crashdump agent stopped")
 	return nil
-}
-
-// newResolver builds the pod resolver for --pod-source.
-func newResolver(f agentFlags, node string, log *slog.Logger) (collector.PodResolver, error) {
-	switch strings.ToLower(f.podSource) {
-	case "none":
-		return collector.NoResolver{}, nil
-	case "kubelet", "apiserver":
-		log.Warn("pod attribution is not available in this build; dumps get correlation method none", "pod_source", f.podSource, "node", node)
-		return collector.NoResolver{}, nil
-	}
-	return nil, fmt.Errorf("--pod-source %q: want kubelet, apiserver or none", f.podSource)
 }
