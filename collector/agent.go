@@ -362,6 +362,7 @@ func (a *Agent) recover() []*item {
 			rec = record{Version: recordVersion, ID: e.ID, State: stateClaimed, Path: "unknown/dump", ClaimedAt: time.Now()}
 		}
 		rec.State = stateClaimed
+		rec.CrashReport = e.Has(staging.CrashReportName)
 		it, err := a.newItem(e, rec)
 		if err != nil {
 			a.log.Error("resume staged dump", "id", e.ID, "err", err)

@@ -168,12 +168,9 @@ func (a *Agent) claim(rel string) *item {
 			}
 		}
 	}
+	// The record is not rewritten here: recovery knows a claim completed
+	// from the dump being in the entry, and sees the crash report there too.
 	rec.State = stateClaimed
-	if err := e.Save(&rec); err != nil {
-		// The dump is staged; recovery will find it even without the
-		// final record state.
-		a.log.Error("save claim record", "path", rel, "err", err)
-	}
 	a.m.detected.Inc()
 	a.log.Info("claimed dump", "path", rel, "id", rec.ID, "size", got.Size, "crash_report", rec.CrashReport)
 	it, err := a.newItem(e, rec)
@@ -254,8 +251,12 @@ func (a *Agent) gatherEvidence(items []*item) {
 			}
 		}
 		it.rec.Scanned = true
-		if err := it.entry.Save(&it.rec); err != nil {
-			a.log.Error("save writer evidence", "path", it.rec.Path, "err", err)
+		// Only evidence needs persisting now; without writers the next
+		// record write (the plan) records the scan.
+		if len(it.rec.Writers) > 0 {
+			if err := it.entry.Save(&it.rec); err != nil {
+				a.log.Error("save writer evidence", "path", it.rec.Path, "err", err)
+			}
 		}
 	}
 }

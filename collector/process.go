@@ -62,7 +62,10 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	}
 	defer f.Close()
 
-	if info.Size == 0 {
+	// An empty file holds nothing to lose, unless a crash report came with
+	// it (createdump failed after writing the report): then the manifest
+	// still tells what crashed.
+	if info.Size == 0 && !rec.CrashReport {
 		a.m.dropped.WithLabelValues(DropEmpty).Inc()
 		a.log.Warn("not collecting empty dump", "path", rec.Path, "id", rec.ID, "reason", DropEmpty)
 		if err := a.stage.Remove(it.entry); err != nil {
@@ -72,7 +75,9 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	}
 
 	p := rec.Plan
+	justPlanned := false
 	if p == nil || p.Size != info.Size || !p.ModTime.Equal(info.Mtime) {
+		justPlanned = true
 		if p != nil {
 			a.log.Warn("staged dump changed since it was planned; planning again", "path", rec.Path, "id", rec.ID)
 		}
@@ -82,6 +87,9 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		}
 		p = np
 		rec.Plan = p
+		// Saved together with the plan: a restart after this point must
+		// first abandon any unfinished upload of the key.
+		rec.UploadStarted = true
 		if err := it.entry.Save(rec); err != nil {
 			return err
 		}
@@ -93,15 +101,15 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	}
 
 	start := time.Now()
-	obj, err := a.alreadyStored(ctx, it)
-	if err != nil {
-		return err
-	}
-	if obj == nil {
-		rec.UploadStarted = true
-		if err := it.entry.Save(rec); err != nil {
+	var obj *uploader.Object
+	if !justPlanned {
+		// An earlier attempt, maybe by an agent that was killed, may have
+		// left an unfinished upload or even a complete object.
+		if obj, err = a.alreadyStored(ctx, it); err != nil {
 			return err
 		}
+	}
+	if obj == nil {
 		sent, err := a.up.Send(ctx, a.store, p.Key, f, p.Size, p.Compress, uploader.PutOptions{
 			Metadata:    objectMetadata(m, a.cfg.Node),
 			ContentType: contentType(p.Compress),
