@@ -1,0 +1,81 @@
+package discover
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crashdump-io/crashdump/collector/dumpfs"
+)
+
+func TestMatcher(t *testing.T) {
+	m, err := NewMatcher(DefaultInclude, DefaultExclude)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"coredump.1.dmp":                  true,
+		"core":                            true,
+		"core.1234":                       true,
+		"app.core":                        true,
+		"java_pid1.hprof":                 true,
+		"Heap.20261126.heapsnapshot":      true,
+		"coredump.1.dmp.crashreport.json": false,
+		"core.1.crashreport.json":         false,
+		"notes.txt":                       false,
+		"corefile":                        false,
+	} {
+		if got := m.Match(name); got != want {
+			t.Errorf("Match(%q) = %v, want %v", name, got, want)
+		}
+	}
+	for _, bad := range [][]string{{"["}, {"a/b"}, {}} {
+		if _, err := NewMatcher(bad, nil); err == nil {
+			t.Errorf("NewMatcher(%q) accepted", bad)
+		}
+	}
+}
+
+// TestWatchFindsNewDirectories: a dump written into a directory created
+// after start-up is found through the watches, long before any rescan.
+func TestWatchFindsNewDirectories(t *testing.T) {
+	root := t.TempDir()
+	r, err := dumpfs.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, _ := NewMatcher(DefaultInclude, DefaultExclude)
+	reg := prometheus.NewRegistry()
+	w := New(r, m, Options{RescanInterval: time.Hour}, slog.New(slog.DiscardHandler), reg)
+	out := make(chan string, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = w.Run(ctx, out) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.Watching() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "prod", "api-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "prod", "api-1", "core.1"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "prod", "readme.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-out:
+		if got != "prod/api-1/core.1" {
+			t.Fatalf("discovered %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("dump in a new directory not discovered")
+	}
+}

@@ -1,0 +1,229 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// memStore is an in-memory Store for unit tests.
+type memStore struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+	failPut error
+}
+
+func (m *memStore) Put(_ context.Context, key string, body io.Reader, _ int64, _ PutOptions) (Object, error) {
+	if m.failPut != nil {
+		return Object{}, m.failPut
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return Object{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.objects == nil {
+		m.objects = map[string][]byte{}
+	}
+	m.objects[key] = b
+	return Object{Key: key, Size: int64(len(b))}, nil
+}
+
+func (m *memStore) Head(_ context.Context, key string) (Object, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objects[key]
+	if !ok {
+		return Object{}, ErrNotExist
+	}
+	return Object{Key: key, Size: int64(len(b))}, nil
+}
+
+func (m *memStore) AbortIncomplete(context.Context, string) error { return nil }
+
+func random(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// mixed is compressible: random blocks between runs of zeros and text.
+func mixed(t *testing.T, n int) []byte {
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.Write(random(t, 512))
+		b.Write(make([]byte, 4096))
+		b.WriteString("GET /api/v1/orders?id=42 HTTP/1.1\r\nHost: shop\r\n")
+	}
+	return b.Bytes()[:n]
+}
+
+func TestCompressRoundTrip(t *testing.T) {
+	const chunk = 64 << 10
+	c, err := newCompressor(zstd.SpeedFastest, chunk, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 1, chunk - 1, chunk, chunk + 1, 10*chunk + 123} {
+		src := mixed(t, n)
+		var out bytes.Buffer
+		read, written, err := c.compress(context.Background(), &out, bytes.NewReader(src))
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if read != int64(n) || written != int64(out.Len()) {
+			t.Errorf("n=%d: read %d written %d (buffer %d)", n, read, written, out.Len())
+		}
+		d, _ := zstd.NewReader(&out)
+		got, err := io.ReadAll(d)
+		d.Close()
+		if err != nil {
+			t.Fatalf("n=%d: decode: %v", n, err)
+		}
+		if !bytes.Equal(got, src) {
+			t.Fatalf("n=%d: round trip differs", n)
+		}
+	}
+}
+
+type failWriter struct{ n int }
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("disk full")
+	}
+	f.n--
+	return len(p), nil
+}
+
+func TestCompressWriteErrorStops(t *testing.T) {
+	c, err := newCompressor(zstd.SpeedFastest, 16<<10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.compress(context.Background(), &failWriter{n: 2}, bytes.NewReader(random(t, 1<<20)))
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("disk full")) {
+		t.Fatalf("compress to a failing writer: %v", err)
+	}
+}
+
+func TestAnalyze(t *testing.T) {
+	u, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		data     []byte
+		compress bool
+	}{
+		{"random", random(t, 3<<20), false},
+		{"zeros", make([]byte, 5<<20+17), true},
+		{"mixed", mixed(t, 4<<20), true},
+		{"empty", nil, false},
+	} {
+		a, err := u.Analyze(context.Background(), bytes.NewReader(tc.data), int64(len(tc.data)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		h := sha256.Sum256(tc.data)
+		if a.SHA256 != hex.EncodeToString(h[:]) {
+			t.Errorf("%s: wrong sha256", tc.name)
+		}
+		if a.Compress != tc.compress {
+			t.Errorf("%s: compress=%v (ratio %.2f), want %v", tc.name, a.Compress, a.Ratio, tc.compress)
+		}
+	}
+	// A source shorter than announced: the file shrank under us.
+	_, err = u.Analyze(context.Background(), bytes.NewReader(make([]byte, 100)), 200)
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Errorf("short source: %v, want ErrSourceChanged", err)
+	}
+}
+
+func TestSend(t *testing.T) {
+	u, err := New(Options{ChunkSize: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &memStore{}
+	data := mixed(t, 300<<10)
+	for _, compress := range []bool{false, true} {
+		o, err := u.Send(context.Background(), s, "k", bytes.NewReader(data), int64(len(data)), compress, PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.objects["k"]
+		if compress {
+			d, _ := zstd.NewReader(bytes.NewReader(got))
+			got, err = io.ReadAll(d)
+			d.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Size >= int64(len(data)) {
+				t.Errorf("compressed size %d not below %d", o.Size, len(data))
+			}
+		}
+		if !bytes.Equal(got, data) {
+			t.Errorf("compress=%v: stored bytes differ", compress)
+		}
+	}
+	// Truncated under us, both ways.
+	for _, compress := range []bool{false, true} {
+		_, err := u.Send(context.Background(), s, "k", bytes.NewReader(data[:1000]), int64(len(data)), compress, PutOptions{})
+		if !errors.Is(err, ErrSourceChanged) {
+			t.Errorf("compress=%v, source shorter than size: %v, want ErrSourceChanged", compress, err)
+		}
+	}
+	// A store failure is reported as such, and the compressor stops.
+	s.failPut = errors.New("store down")
+	if _, err := u.Send(context.Background(), s, "k", bytes.NewReader(data), int64(len(data)), true, PutOptions{}); err == nil {
+		t.Error("send to a failing store succeeded")
+	}
+}
+
+func TestWrappers(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mem := &memStore{}
+	s := NewStoreMetrics(reg).Wrap(WithPrefix(mem, "/team-a/"), "default")
+	o, err := s.Put(context.Background(), "ns/pod/x", bytes.NewReader([]byte("abc")), 3, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Key != "team-a/ns/pod/x" {
+		t.Errorf("key %q, want the prefix applied", o.Key)
+	}
+	if _, err := s.Head(context.Background(), "missing"); !errors.Is(err, ErrNotExist) {
+		t.Errorf("head: %v", err)
+	}
+	want := `
+# HELP crashdump_store_operations_total Object store operations by destination, operation and result (success, not_found, error).
+# TYPE crashdump_store_operations_total counter
+crashdump_store_operations_total{destination="default",operation="abort",result="error"} 0
+crashdump_store_operations_total{destination="default",operation="abort",result="not_found"} 0
+crashdump_store_operations_total{destination="default",operation="abort",result="success"} 0
+crashdump_store_operations_total{destination="default",operation="head",result="error"} 0
+crashdump_store_operations_total{destination="default",operation="head",result="not_found"} 1
+crashdump_store_operations_total{destination="default",operation="head",result="success"} 0
+crashdump_store_operations_total{destination="default",operation="put",result="error"} 0
+crashdump_store_operations_total{destination="default",operation="put",result="not_found"} 0
+crashdump_store_operations_total{destination="default",operation="put",result="success"} 1
+`
+	if err := testutil.GatherAndCompare(reg, bytes.NewBufferString(want), "crashdump_store_operations_total"); err != nil {
+		t.Error(err)
+	}
+}
