@@ -83,8 +83,23 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 ## demo: collect a real core dump into a local directory store, no cluster, no S3.
+DEMO := $(CURDIR)/demo
 demo: build
-	@scripts/demo.sh
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)/dumps/prod $(DEMO)/state
+	@if command -v gcore >/dev/null 2>&1; then \
+	  sleep 300 & pid=$$!; gcore -o $(DEMO)/core $$pid >/dev/null 2>&1; kill $$pid; \
+	  mv $(DEMO)/core.$$pid $(DEMO)/dumps/prod/coredump.1.dmp; \
+	  echo "demo: wrote a real core of a sleep process (gcore) to demo/dumps/prod/coredump.1.dmp"; \
+	else \
+	  head -c 4000000 /dev/zero > $(DEMO)/dumps/prod/coredump.1.dmp; \
+	  echo "demo: gdb not installed; wrote a 4 MB stand-in dump to demo/dumps/prod/coredump.1.dmp"; \
+	fi
+	$(BIN)/crashdump agent --once --log-format text --pod-source none \
+	  --dump-dir $(DEMO)/dumps --state-dir $(DEMO)/state --store file://$(DEMO)/store
+	@echo; echo "demo: the dump left the node directory and is now in the store:"; \
+	  find $(DEMO)/dumps -type f | sed 's/^/  still on node: /'; \
+	  find $(DEMO)/store -type f | sed "s|$(DEMO)/|  |"; \
+	  echo; echo "demo: its manifest:"; cat $(DEMO)/store/*/*/*.json
 
 clean:
 	rm -rf $(BIN) demo
