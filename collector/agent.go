@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +57,12 @@ type Config struct {
 	// RetryBase and RetryMax bound the exponential backoff (with full
 	// jitter) between upload attempts of one dump.
 	RetryBase, RetryMax time.Duration
+	// NamespaceDirs are created (mode NamespaceDirMode) directly under the
+	// dump directory at start-up: where per-namespace hostPath
+	// PersistentVolumes point, so that pods running as any user can write
+	// their dumps there.
+	NamespaceDirs    []string
+	NamespaceDirMode fs.FileMode
 	// Once processes what is in the dump directory and staging, waits for
 	// it to finish, and returns.
 	Once bool
@@ -160,6 +168,14 @@ func New(cfg Config, d Deps) (*Agent, error) {
 		}
 		cfg.KeyTemplate = kt
 	}
+	for _, ns := range cfg.NamespaceDirs {
+		if !dnsLabel.MatchString(ns) {
+			return nil, fmt.Errorf("namespace directory %q: not a Kubernetes namespace name", ns)
+		}
+	}
+	if cfg.NamespaceDirMode == 0 {
+		cfg.NamespaceDirMode = fs.ModeSticky | 0o777
+	}
 	match, err := discover.NewMatcher(cfg.Include, cfg.Exclude)
 	if err != nil {
 		return nil, err
@@ -250,6 +266,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer root.Close()
 	a.root = root
+	for _, ns := range a.cfg.NamespaceDirs {
+		if err := root.EnsureDir(ns, a.cfg.NamespaceDirMode); err != nil {
+			return fmt.Errorf("create namespace dump directory: %w", err)
+		}
+	}
 	a.watch = discover.New(root, a.match, discover.Options{RescanInterval: a.cfg.RescanInterval}, a.log, a.reg)
 
 	recovered := a.recover()
@@ -327,6 +348,9 @@ func (a *Agent) pingStore(ctx context.Context) {
 		}
 	}
 }
+
+// dnsLabel is a Kubernetes namespace name (RFC 1123 label).
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 func newID() string {
 	var b [16]byte

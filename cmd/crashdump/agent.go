@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -44,6 +46,8 @@ type agentFlags struct {
 	partSize, uploadBuffer      byteSize
 	partConcurrency             int
 	logLevel, logFormat         string
+	namespaceDirs               []string
+	namespaceDirMode            string
 }
 
 func newAgentCmd() *cobra.Command {
@@ -98,6 +102,8 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.Var(&f.partSize, "part-size", "preferred multipart part size (grows for objects over 10,000 parts)")
 	fs.IntVar(&f.partConcurrency, "part-concurrency", 4, "parts of one dump in flight at the same time")
 	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for compressed part buffers per dump (bounds memory whatever the dump size)")
+	fs.StringSliceVar(&f.namespaceDirs, "namespace-dirs", nil, "namespaces whose directory <dump-dir>/<namespace> the agent creates at start-up (for per-namespace hostPath PersistentVolumes)")
+	fs.StringVar(&f.namespaceDirMode, "namespace-dir-mode", "1777", "octal mode of --namespace-dirs directories (sticky and world-writable by default, like /tmp: pods run as any user)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	return cmd
@@ -171,7 +177,12 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return err
 	}
 	defer attr.close()
+	dirMode, err := parseDirMode(f.namespaceDirMode)
+	if err != nil {
+		return err
+	}
 	agent, err := collector.New(collector.Config{
+		NamespaceDirs: f.namespaceDirs, NamespaceDirMode: dirMode,
 		DumpDir: f.dumpDir, StateDir: f.stateDir, ProcRoot: f.procRoot, Node: node, Version: version,
 		Include: f.include, Exclude: f.exclude, Compression: f.compression, KeyTemplate: kt,
 		SettleTime: f.settleTime, MaxSettleWait: f.maxSettleWait, RescanInterval: f.rescanInterval,
@@ -224,4 +235,17 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 	log.Info("crashdump agent stopped")
 	return nil
+}
+
+// parseDirMode parses an octal mode such as 1777 or 0755.
+func parseDirMode(s string) (fs.FileMode, error) {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return 0, fmt.Errorf("--namespace-dir-mode %q: want an octal mode such as 1777", s)
+	}
+	m := fs.FileMode(v & 0o777)
+	if v&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m, nil
 }

@@ -236,3 +236,35 @@ func (r *Root) Claim(rel string, dst *os.File, dstName string) (Info, error) {
 	}
 	return InfoFromStat(base, &st), nil
 }
+
+// EnsureDir makes sure the directory name (one component, directly under
+// the root) exists with exactly mode, creating it if needed: the per-namespace
+// directories that hostPath PersistentVolumes point pods at. An existing
+// entry that is not a real directory is an error, never followed.
+func (r *Root) EnsureDir(name string, mode fs.FileMode) error {
+	if strings.Contains(name, "/") {
+		return fmt.Errorf("ensure directory %q: %w", name, ErrBadPath)
+	}
+	if err := checkRel(name); err != nil {
+		return err
+	}
+	perm := uint32(mode.Perm())
+	if mode&fs.ModeSticky != 0 {
+		perm |= unix.S_ISVTX
+	}
+	err := unix.Mkdirat(int(r.dir.Fd()), name, perm)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return &fs.PathError{Op: "mkdir", Path: name, Err: err}
+	}
+	dfd, err := r.openDir(name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	// The umask trimmed what mkdir set; set it exactly, on the directory we
+	// opened (not on whatever the name points at by now).
+	if err := unix.Fchmod(dfd, perm); err != nil {
+		return &fs.PathError{Op: "chmod", Path: name, Err: err}
+	}
+	return nil
+}

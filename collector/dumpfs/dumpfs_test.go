@@ -164,3 +164,34 @@ func TestClaim(t *testing.T) {
 func refused(err error) bool {
 	return errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
 }
+
+func TestEnsureDir(t *testing.T) {
+	both(t, func(t *testing.T, r *Root) {
+		if err := r.EnsureDir("prod", fs.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(filepath.Join(r.Path(), "prod"))
+		if err != nil || !fi.IsDir() || fi.Mode()&fs.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+			t.Fatalf("prod: %v %v", fi.Mode(), err)
+		}
+		// Idempotent, and it fixes the mode of an existing directory.
+		if err := os.Chmod(filepath.Join(r.Path(), "prod"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.EnsureDir("prod", fs.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Lstat(filepath.Join(r.Path(), "prod")); fi.Mode().Perm() != 0o777 {
+			t.Errorf("mode not restored: %v", fi.Mode())
+		}
+		// A link in its place is refused, and its target left alone.
+		if err := r.EnsureDir("escape", 0o777); !refused(err) {
+			t.Errorf("EnsureDir over a link: %v", err)
+		}
+		for _, bad := range []string{"a/b", "..", ""} {
+			if err := r.EnsureDir(bad, 0o777); err == nil {
+				t.Errorf("EnsureDir(%q) accepted", bad)
+			}
+		}
+	})
+}
