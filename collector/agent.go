@@ -63,6 +63,24 @@ type Config struct {
 	// their dumps there.
 	NamespaceDirs    []string
 	NamespaceDirMode fs.FileMode
+	// Policy is the collection policy: selection and crash-loop limits.
+	Policy Policy
+	// MaxDumpBytes (or MaxDumpPercent of the filesystem) bounds what the
+	// dumps staged and failed on this node may hold together (0: no limit); KeepFreeBytes / KeepFreePercent is the
+	// free space the filesystem must keep. The budget is enforced by evicting
+	// dumps (see enforceBudget) on every new dump and every BudgetInterval.
+	MaxDumpBytes    int64
+	MaxDumpPercent  float64
+	KeepFreeBytes   int64
+	KeepFreePercent float64
+	// FreeSpace reports a filesystem's free and total bytes (default
+	// statfs); tests inject it.
+	FreeSpace      func(path string) (free, total uint64, err error)
+	BudgetInterval time.Duration
+	// RetryFor is how long a dump is retried before it is moved to failed/;
+	// FailedTTL how long it is kept there.
+	RetryFor  time.Duration
+	FailedTTL time.Duration
 	// Once processes what is in the dump directory and staging, waits for
 	// it to finish, and returns.
 	Once bool
@@ -105,14 +123,32 @@ func (c *Config) setDefaults() {
 	if c.OnceMaxAttempts <= 0 {
 		c.OnceMaxAttempts = 3
 	}
+	if c.Policy.Window <= 0 {
+		c.Policy.Window = time.Hour
+	}
+	if c.FreeSpace == nil {
+		c.FreeSpace = FreeSpace
+	}
+	if c.BudgetInterval <= 0 {
+		c.BudgetInterval = 10 * time.Second
+	}
+	if c.RetryFor <= 0 {
+		c.RetryFor = 24 * time.Hour
+	}
+	if c.FailedTTL <= 0 {
+		c.FailedTTL = 7 * 24 * time.Hour
+	}
 }
 
 // Deps are the agent's collaborators.
 type Deps struct {
-	Store    uploader.Store
-	Uploader *uploader.Uploader
-	Resolver PodResolver
-	Notifier Notifier
+	// Store is the single destination, unless Destinations routes dumps
+	// to several.
+	Store        uploader.Store
+	Destinations Destinations
+	Uploader     *uploader.Uploader
+	Resolver     PodResolver
+	Notifier     Notifier
 	// Ping checks the store is reachable (for /readyz); nil means Head of
 	// a probe key.
 	Ping     func(context.Context) error
@@ -124,7 +160,7 @@ type Deps struct {
 // call Run once.
 type Agent struct {
 	cfg   Config
-	store uploader.Store
+	dests Destinations
 	up    *uploader.Uploader
 	res   PodResolver
 	note  Notifier
@@ -148,6 +184,9 @@ type Agent struct {
 
 	rejMu    sync.Mutex
 	rejected map[rejectKey]bool
+
+	policy Policy
+	storms *stormLimiter
 }
 
 // New validates cfg and builds an Agent.
@@ -180,8 +219,14 @@ func New(cfg Config, d Deps) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.Store == nil || d.Uploader == nil || d.Log == nil || d.Registry == nil {
+	if (d.Store == nil && d.Destinations == nil) || d.Uploader == nil || d.Log == nil || d.Registry == nil {
 		return nil, errors.New("collector: store, uploader, logger and registry are required")
+	}
+	if d.Destinations == nil {
+		d.Destinations = single{d.Store}
+	}
+	if _, ok := d.Destinations.Store(DefaultDestination); !ok {
+		return nil, errors.New("collector: no default destination")
 	}
 	if d.Resolver == nil {
 		d.Resolver = NoResolver{}
@@ -190,7 +235,7 @@ func New(cfg Config, d Deps) (*Agent, error) {
 		d.Notifier = NopNotifier{}
 	}
 	a := &Agent{
-		cfg: cfg, store: d.Store, up: d.Uploader, res: d.Resolver, note: d.Notifier, ping: d.Ping,
+		cfg: cfg, dests: d.Destinations, up: d.Uploader, policy: cfg.Policy, res: d.Resolver, note: d.Notifier, ping: d.Ping,
 		log: d.Log, reg: d.Registry, m: newMetrics(d.Registry), match: match,
 		proc:     procfs.New(cfg.ProcRoot),
 		add:      make(chan *item, 64),
@@ -199,8 +244,9 @@ func New(cfg Config, d Deps) (*Agent, error) {
 		rejected: map[rejectKey]bool{},
 	}
 	if a.ping == nil {
+		def, _ := a.dests.Store(DefaultDestination)
 		a.ping = func(ctx context.Context) error {
-			_, err := a.store.Head(ctx, ".crashdump-probe")
+			_, err := def.Head(ctx, ".crashdump-probe")
 			if errors.Is(err, uploader.ErrNotExist) {
 				return nil
 			}
@@ -260,6 +306,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer stage.Close()
 	a.stage = stage
+	if a.storms, err = loadStormLimiter(filepath.Join(a.cfg.StateDir, "ratelimit.json"), a.cfg.Policy.Window); err != nil {
+		return err
+	}
 	root, err := dumpfs.Open(a.cfg.DumpDir)
 	if err != nil {
 		return err
@@ -392,6 +441,8 @@ func (a *Agent) recover() []*item {
 			a.log.Error("resume staged dump", "id", e.ID, "err", err)
 			continue
 		}
+		// A planned dump had settled before the restart.
+		it.settled = rec.Plan != nil
 		a.log.Info("resuming staged dump", "id", e.ID, "path", rec.Path, "attempts", rec.Attempts)
 		out = append(out, it)
 	}

@@ -58,7 +58,7 @@ func (e *env) agentProcess(t *testing.T, extra ...string) *exec.Cmd {
 	args := append([]string{"agent", "--dump-dir", e.dumpDir, "--state-dir", e.stateDir,
 		"--store", e.storeURL, "--s3-endpoint", e.srv.Endpoint, "--pod-source", "none",
 		"--listen-address", "127.0.0.1:0", "--settle-time", "200ms", "--part-size", "5MiB",
-		"--node-name", "node-1"}, extra...)
+		"--node-name", "node-1", "--keep-free", "0", "--max-dump-bytes", "0"}, extra...)
 	cmd := exec.Command(agentBinary(t), args...)
 	cmd.Env = append(os.Environ(), e.srv.Env()...)
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs

@@ -124,6 +124,23 @@ func (e *env) objectVersionTime(t *testing.T, key string) time.Time {
 
 func (e *env) build(cfg collector.Config, res collector.PodResolver, wrap func(uploader.Store) uploader.Store) *collector.Agent {
 	e.t.Helper()
+	return e.buildFull(cfg, res, wrap, nil)
+}
+
+// defaultStore opens the env's store as the agent would.
+func (e *env) defaultStore() uploader.Store {
+	e.t.Helper()
+	opened, err := stores.Open(context.Background(), e.storeURL, s3store.Config{
+		Endpoint: e.endpoint(), PartSize: s3store.MinPartSize, MaxAttempts: 2, MaxBackoff: 100 * time.Millisecond,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return opened.Store
+}
+
+func (e *env) buildFull(cfg collector.Config, res collector.PodResolver, wrap func(uploader.Store) uploader.Store, dests collector.Destinations) *collector.Agent {
+	e.t.Helper()
 	// One registry per agent, as in main; tests read the latest.
 	e.reg = prometheus.NewRegistry()
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -142,7 +159,7 @@ func (e *env) build(cfg collector.Config, res collector.PodResolver, wrap func(u
 		store = wrap(store)
 	}
 	a, err := collector.New(cfg, collector.Deps{
-		Store: uploader.NewStoreMetrics(e.reg).Wrap(store, "default"), Uploader: up,
+		Store: uploader.NewStoreMetrics(e.reg).Wrap(store, "default"), Uploader: up, Destinations: dests,
 		Resolver: res, Ping: opened.Ping, Log: log, Registry: e.reg,
 	})
 	if err != nil {

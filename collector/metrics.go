@@ -16,9 +16,14 @@ const (
 	DropEmpty       = "empty"        // settled at 0 bytes
 	DropCrossDevice = "cross_device" // on another filesystem than the state directory
 	DropUnreadable  = "unreadable"   // could not be opened in staging
+	DropDiskBudget  = "disk_budget"  // evicted to keep --max-dump-bytes / --keep-free
+	DropRateLimited = "rate_limited" // over the crash-loop limit: manifest-only record stored
+	DropNotSelected = "not_selected" // crashdump.io/collect "false", or not annotated in annotated-only mode
+	DropFailedTTL   = "failed_ttl"   // kept failing, deleted from failed/ after --failed-ttl
 )
 
-var dropReasons = []string{DropSymlink, DropNotRegular, DropHardlink, DropEmpty, DropCrossDevice, DropUnreadable}
+var dropReasons = []string{DropSymlink, DropNotRegular, DropHardlink, DropEmpty, DropCrossDevice, DropUnreadable,
+	DropDiskBudget, DropRateLimited, DropNotSelected, DropFailedTTL}
 
 // metrics are the collector's SPEC §6 metrics. Safe for concurrent use.
 type metrics struct {
@@ -34,6 +39,11 @@ type metrics struct {
 	correlations   *prometheus.CounterVec
 	lastUpload     prometheus.Gauge
 	procScans      prometheus.Counter
+	freeBytes      prometheus.Gauge
+	budgetBytes    prometheus.Gauge
+	failedDumps    prometheus.Gauge
+	failedBytes    prometheus.Gauge
+	failedTotal    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -88,6 +98,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		procScans: f.NewCounter(prometheus.CounterOpts{
 			Name: "crashdump_proc_scans_total",
 			Help: "Full scans of the process table for open dump files.",
+		}),
+		freeBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_filesystem_free_bytes",
+			Help: "Free bytes on the filesystem holding the dump and state directories (set when --keep-free is used).",
+		}),
+		budgetBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_disk_budget_bytes",
+			Help: "--max-dump-bytes: what dumps on this node may hold in all (0: no limit).",
+		}),
+		failedDumps: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_failed_dumps",
+			Help: "Dumps given up on after --retry-for, kept in failed/ until --failed-ttl.",
+		}),
+		failedBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_failed_bytes",
+			Help: "Bytes of the dumps in failed/.",
+		}),
+		failedTotal: f.NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_dumps_failed_total",
+			Help: "Dumps moved to failed/ after failing to upload for --retry-for.",
 		}),
 	}
 	for _, r := range []string{"success", "failure"} {

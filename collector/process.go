@@ -99,18 +99,51 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	if m.Pod != nil {
 		log = log.With("namespace", m.Pod.Namespace, "pod", m.Pod.Name, "container", m.Pod.Container)
 	}
+	store, ok := a.dests.Store(p.Destination)
+	if !ok {
+		// The routing changed since the plan was made (a restart with a
+		// new config): the default destination is always there.
+		log.Warn("destination no longer configured; using the default", "destination", p.Destination)
+		p.Destination = DefaultDestination
+		store, _ = a.dests.Store(DefaultDestination)
+	}
+	m.Object.Destination = p.Destination
+	switch p.Action {
+	case actionSkip:
+		a.m.dropped.WithLabelValues(DropNotSelected).Inc()
+		log.Info("not collecting dump", "reason", DropNotSelected, "why", p.ActionReason)
+		if err := a.stage.Remove(it.entry); err != nil {
+			return err
+		}
+		return errDropped
+	case actionManifestOnly:
+		// Over the crash-loop limit: the dump is not uploaded, but its
+		// manifest is, so the crash stays visible.
+		m.Object.ManifestOnly = true
+		m.Object.Compression = manifest.CompressionNone
+		if err := a.putManifest(ctx, store, p.Key, m); err != nil {
+			return err
+		}
+		a.m.dropped.WithLabelValues(DropRateLimited).Inc()
+		log.Warn("dump not uploaded: manifest only", "reason", DropRateLimited, "why", p.ActionReason, "size", p.Size)
+		a.note.DumpUploaded(ctx, m)
+		if err := a.stage.Remove(it.entry); err != nil {
+			return err
+		}
+		return errDropped
+	}
 
 	start := time.Now()
 	var obj *uploader.Object
 	if !justPlanned {
 		// An earlier attempt, maybe by an agent that was killed, may have
 		// left an unfinished upload or even a complete object.
-		if obj, err = a.alreadyStored(ctx, it); err != nil {
+		if obj, err = a.alreadyStored(ctx, store, it); err != nil {
 			return err
 		}
 	}
 	if obj == nil {
-		sent, err := a.up.Send(ctx, a.store, p.Key, f, p.Size, p.Compress, uploader.PutOptions{
+		sent, err := a.up.Send(ctx, store, p.Key, f, p.Size, p.Compress, uploader.PutOptions{
 			Metadata:    objectMetadata(m, a.cfg.Node),
 			ContentType: contentType(p.Compress),
 		})
@@ -120,7 +153,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		if err != nil {
 			return err
 		}
-		stored, err := a.store.Head(ctx, p.Key)
+		stored, err := store.Head(ctx, p.Key)
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", p.Key, err)
 		}
@@ -140,16 +173,8 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 
 	m.Object.Store, m.Object.Bucket, m.Object.Key, m.Object.URL = obj.Store, obj.Bucket, obj.Key, obj.URL
 	m.Object.StoredSize, m.Object.Checksum = obj.Size, obj.Checksum
-	body, err := manifest.Marshal(m)
-	if err != nil {
+	if err := a.putManifest(ctx, store, p.Key, m); err != nil {
 		return err
-	}
-	mkey := p.Key + ".json"
-	if _, err := a.store.Put(ctx, mkey, bytes.NewReader(body), int64(len(body)), uploader.PutOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("store manifest: %w", err)
-	}
-	if mo, err := a.store.Head(ctx, mkey); err != nil || mo.Size != int64(len(body)) {
-		return fmt.Errorf("verify manifest %s: size %d, want %d: %w", mkey, mo.Size, len(body), err)
 	}
 
 	elapsed := time.Since(start)
@@ -170,19 +195,40 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	return nil
 }
 
+// putManifest stores the manifest beside key and checks it arrived.
+func (a *Agent) putManifest(ctx context.Context, store uploader.Store, key string, m *manifest.Manifest) error {
+	body, err := manifest.Marshal(m)
+	if err != nil {
+		return err
+	}
+	mkey := key + ".json"
+	o, err := store.Put(ctx, mkey, bytes.NewReader(body), int64(len(body)), uploader.PutOptions{ContentType: "application/json"})
+	if err != nil {
+		return fmt.Errorf("store manifest: %w", err)
+	}
+	if m.Object.ManifestOnly {
+		// The object is not there: the manifest names where it would be.
+		m.Object.Store, m.Object.Bucket, m.Object.Key = o.Store, o.Bucket, strings.TrimSuffix(o.Key, ".json")
+	}
+	if mo, err := store.Head(ctx, mkey); err != nil || mo.Size != int64(len(body)) {
+		return fmt.Errorf("verify manifest %s: size %d, want %d: %w", mkey, mo.Size, len(body), err)
+	}
+	return nil
+}
+
 // alreadyStored handles a dump whose upload may have been started by an
 // earlier run: it abandons unfinished multipart uploads and returns the
 // stored object if a complete upload of these exact bytes exists (the agent
 // died after the store confirmed it). nil means: upload.
-func (a *Agent) alreadyStored(ctx context.Context, it *item) (*uploader.Object, error) {
+func (a *Agent) alreadyStored(ctx context.Context, store uploader.Store, it *item) (*uploader.Object, error) {
 	p := it.rec.Plan
 	if !it.rec.UploadStarted {
 		return nil, nil
 	}
-	if err := a.store.AbortIncomplete(ctx, p.Key); err != nil {
+	if err := store.AbortIncomplete(ctx, p.Key); err != nil {
 		a.log.Warn("abandon earlier upload", "key", p.Key, "err", err)
 	}
-	o, err := a.store.Head(ctx, p.Key)
+	o, err := store.Head(ctx, p.Key)
 	if errors.Is(err, uploader.ErrNotExist) {
 		return nil, nil
 	}
@@ -311,7 +357,17 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	if w != nil {
 		m.Process = &manifest.Process{HostPID: w.HostPID, PID: w.NSPID, Exe: w.Exe}
 	}
-	compress := a.cfg.Compression == manifest.CompressionZstd && an.Compress
+	d := decision{action: actionUpload}
+	if earlier != nil {
+		d = decision{action: earlier.Action, reason: earlier.ActionReason}
+	} else {
+		d = a.decide(att, m, time.Now())
+	}
+	compression := a.cfg.Compression
+	if d.compression != "" {
+		compression = d.compression
+	}
+	compress := compression == manifest.CompressionZstd && an.Compress && d.action == actionUpload
 	if earlier != nil {
 		compress = earlier.Compress
 	}
@@ -334,7 +390,17 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 		key = earlier.Key
 	}
 	m.Object.Key = key
-	return &plan{Size: info.Size, ModTime: info.Mtime, SHA256: an.SHA256, Compress: compress, Key: key, Manifest: m}, nil
+	dest := DefaultDestination
+	switch {
+	case earlier != nil:
+		dest = earlier.Destination
+	case m.Pod != nil:
+		dest = a.dests.Route(m.Pod.Namespace, att.NamespaceLabels)
+	default:
+		dest = a.dests.Route("", nil)
+	}
+	return &plan{Size: info.Size, ModTime: info.Mtime, SHA256: an.SHA256, Compress: compress, Key: key, Manifest: m,
+		Action: d.action, ActionReason: d.reason, Destination: dest}, nil
 }
 
 func readCrashReport(p string) (*manifest.CrashReport, error) {

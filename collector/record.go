@@ -37,6 +37,8 @@ type record struct {
 	UploadStarted bool   `json:"uploadStarted,omitempty"`
 	Attempts      int    `json:"attempts,omitempty"`
 	LastError     string `json:"lastError,omitempty"`
+	// FailedAt is when the dump was moved to failed/.
+	FailedAt time.Time `json:"failedAt,omitzero"`
 }
 
 // plan is what the agent decided to store for a settled dump.
@@ -47,4 +49,9 @@ type plan struct {
 	Compress bool               `json:"compress"`
 	Key      string             `json:"key"`
 	Manifest *manifest.Manifest `json:"manifest"`
+	// Action is what the policy decided (upload, manifest-only, skip) and
+	// why; Destination is where it goes. Both are fixed with the key.
+	Action       string `json:"action"`
+	ActionReason string `json:"actionReason,omitempty"`
+	Destination  string `json:"destination"`
 }

@@ -70,34 +70,75 @@ type result struct {
 // is still at work, so it goes back to settling.
 var errChanged = errors.New("dump changed while uploading")
 
-// schedule owns every staged dump that is not being uploaded: it waits for
-// dumps to settle, hands settled ones to workers, and re-queues failures
-// with backoff. It returns when ctx ends, or in Once mode when everything
-// claimed is done.
+// scheduler owns every staged dump that is not being uploaded: it waits
+// for dumps to settle, hands settled ones to workers, re-queues failures with
+// backoff, moves dumps that keep failing to failed/, and keeps the disk
+// budget. One goroutine; nothing here is shared.
+type scheduler struct {
+	a        *Agent
+	waiting  itemHeap
+	ready    []*item
+	inflight map[*item]bool
+	alive    int
+	// pending is the size of every staged dump (waiting, ready, in flight).
+	pending int64
+	failed  []*failedDump
+	// failedBytes is the size of everything in failed/.
+	failedBytes  int64
+	budgetWarned bool
+	// maxBytes is the byte budget as last computed (a percentage of the
+	// filesystem becomes bytes).
+	maxBytes int64
+}
+
+// failedDump is a dump given up on, kept in failed/ until its TTL.
+type failedDump struct {
+	entry    *staging.Entry
+	path     string
+	size     int64
+	claimed  time.Time
+	failedAt time.Time
+}
+
+func (s *scheduler) track(it *item, delta int) {
+	s.alive += delta
+	s.pending += int64(delta) * it.size
+	s.a.m.pendingDumps.Set(float64(s.alive))
+	s.a.m.pendingBytes.Set(float64(s.pending))
+}
+
+func (s *scheduler) resize(it *item, size int64) {
+	s.pending += size - it.size
+	it.size = size
+	s.a.m.pendingBytes.Set(float64(s.pending))
+}
+
+func (s *scheduler) setFailedGauges() {
+	s.a.m.failedDumps.Set(float64(len(s.failed)))
+	s.a.m.failedBytes.Set(float64(s.failedBytes))
+}
+
+// schedule runs the scheduler. It returns when ctx ends, or in Once mode
+// when everything claimed is done.
 func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error {
-	var (
-		waiting itemHeap
-		ready   []*item
-		alive   int
-		timer   = time.NewTimer(time.Hour)
-	)
+	s := &scheduler{a: a, inflight: map[*item]bool{}}
+	s.loadFailed()
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	track := func(it *item, delta int) {
-		alive += delta
-		a.m.pendingDumps.Set(float64(alive))
-		a.m.pendingBytes.Add(float64(int64(delta) * it.size))
-	}
+	housekeeping := time.NewTicker(a.cfg.BudgetInterval)
+	defer housekeeping.Stop()
+	s.housekeeping(time.Now())
 	for {
-		if a.cfg.Once && claimerDone == nil && alive == 0 {
+		if a.cfg.Once && claimerDone == nil && s.alive == 0 {
 			return nil
 		}
 		var workCh chan *item
 		var head *item
-		if len(ready) > 0 {
-			workCh, head = a.work, ready[0]
+		if len(s.ready) > 0 {
+			workCh, head = a.work, s.ready[0]
 		}
-		if len(waiting) > 0 {
-			timer.Reset(max(0, time.Until(waiting[0].due)))
+		if len(s.waiting) > 0 {
+			timer.Reset(max(0, time.Until(s.waiting[0].due)))
 		}
 		select {
 		case <-ctx.Done():
@@ -105,43 +146,125 @@ func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error
 		case <-claimerDone:
 			claimerDone = nil
 		case it := <-a.add:
-			track(it, +1)
+			s.track(it, +1)
 			it.due = time.Now()
-			heap.Push(&waiting, it)
+			heap.Push(&s.waiting, it)
+			// Every new dump is checked against the budget.
+			s.enforceBudget(time.Now())
 		case workCh <- head:
-			ready = ready[1:]
+			s.ready = s.ready[1:]
+			s.inflight[head] = true
 		case r := <-a.results:
-			it := r.it
-			switch {
-			case r.done:
-				track(it, -1)
-			case errors.Is(r.err, errChanged):
-				it.settled, it.incomplete = false, ""
-				it.due = time.Now().Add(a.cfg.SettleTime)
-				heap.Push(&waiting, it)
-			case a.cfg.Once && it.rec.Attempts >= a.cfg.OnceMaxAttempts:
-				a.log.Error("giving up on dump for this run", "path", it.rec.Path, "id", it.rec.ID, "attempts", it.rec.Attempts, "err", r.err)
-				a.failed.Add(1)
-				track(it, -1)
-			default:
-				it.due = time.Now().Add(a.backoff(it.rec.Attempts))
-				heap.Push(&waiting, it)
-			}
+			delete(s.inflight, r.it)
+			s.result(r)
+		case now := <-housekeeping.C:
+			s.housekeeping(now)
 		case <-timer.C:
 			now := time.Now()
 			var due []*item
-			for len(waiting) > 0 && !waiting[0].due.After(now) {
-				due = append(due, heap.Pop(&waiting).(*item))
+			for len(s.waiting) > 0 && !s.waiting[0].due.After(now) {
+				due = append(due, heap.Pop(&s.waiting).(*item))
 			}
-			for _, it := range a.check(due, now) {
+			for _, it := range s.check(due, now) {
 				if it.settled {
-					ready = append(ready, it)
+					s.ready = append(s.ready, it)
 				} else {
-					heap.Push(&waiting, it)
+					heap.Push(&s.waiting, it)
 				}
 			}
 		}
 	}
+}
+
+// result takes back an item from a worker.
+func (s *scheduler) result(r result) {
+	a, it := s.a, r.it
+	switch {
+	case r.done:
+		s.track(it, -1)
+	case errors.Is(r.err, errChanged):
+		it.settled, it.incomplete = false, ""
+		it.due = time.Now().Add(a.cfg.SettleTime)
+		heap.Push(&s.waiting, it)
+	case a.cfg.Once && it.rec.Attempts >= a.cfg.OnceMaxAttempts:
+		a.log.Error("giving up on dump for this run", "path", it.rec.Path, "id", it.rec.ID, "attempts", it.rec.Attempts, "err", r.err)
+		a.failed.Add(1)
+		s.track(it, -1)
+	case !a.cfg.Once && time.Since(it.rec.ClaimedAt) >= a.cfg.RetryFor:
+		s.fail(it, r.err)
+	default:
+		it.due = time.Now().Add(a.backoff(it.rec.Attempts))
+		heap.Push(&s.waiting, it)
+	}
+}
+
+// fail moves a dump that kept failing for RetryFor out of the retry loop.
+func (s *scheduler) fail(it *item, err error) {
+	a := s.a
+	s.track(it, -1)
+	if ferr := a.stage.Fail(it.entry); ferr != nil {
+		a.log.Error("move dump to failed", "path", it.rec.Path, "id", it.rec.ID, "err", ferr)
+		return
+	}
+	now := time.Now()
+	it.rec.FailedAt = now
+	if serr := it.entry.Save(&it.rec); serr != nil {
+		a.log.Error("save record", "path", it.rec.Path, "err", serr)
+	}
+	s.failed = append(s.failed, &failedDump{entry: it.entry, path: it.rec.Path, size: it.size, claimed: it.rec.ClaimedAt, failedAt: now})
+	s.failedBytes += it.size
+	s.setFailedGauges()
+	a.m.failedTotal.Inc()
+	a.log.Error("giving up on dump: moved to failed", "path", it.rec.Path, "id", it.rec.ID, "attempts", it.rec.Attempts,
+		"retried_for", a.cfg.RetryFor.String(), "kept_for", a.cfg.FailedTTL.String(), "err", err)
+}
+
+// loadFailed reads failed/ at start-up.
+func (s *scheduler) loadFailed() {
+	a := s.a
+	entries, err := a.stage.FailedEntries()
+	if err != nil {
+		a.log.Warn("failed directory holds unexpected entries", "err", err)
+	}
+	for _, e := range entries {
+		var rec record
+		_ = e.Load(&rec)
+		var st unix.Stat_t
+		size := int64(0)
+		if unix.Lstat(e.Path(staging.DumpName), &st) == nil {
+			size = st.Size
+		}
+		if rec.FailedAt.IsZero() {
+			rec.FailedAt = time.Now()
+		}
+		s.failed = append(s.failed, &failedDump{entry: e, path: rec.Path, size: size, claimed: rec.ClaimedAt, failedAt: rec.FailedAt})
+		s.failedBytes += size
+	}
+	s.setFailedGauges()
+}
+
+// housekeeping runs periodically: failed dumps past their TTL go, and the
+// disk budget is checked (dumps grow while being written).
+func (s *scheduler) housekeeping(now time.Time) {
+	a := s.a
+	kept := s.failed[:0]
+	for _, f := range s.failed {
+		if now.Sub(f.failedAt) < a.cfg.FailedTTL {
+			kept = append(kept, f)
+			continue
+		}
+		if err := a.stage.Remove(f.entry); err != nil {
+			a.log.Error("remove expired failed dump", "path", f.path, "err", err)
+			kept = append(kept, f)
+			continue
+		}
+		s.failedBytes -= f.size
+		a.m.dropped.WithLabelValues(DropFailedTTL).Inc()
+		a.log.Warn("deleted failed dump after its retention", "path", f.path, "id", f.entry.ID, "size", f.size, "failed_at", f.failedAt)
+	}
+	s.failed = kept
+	s.setFailedGauges()
+	s.enforceBudget(now)
 }
 
 // backoff is the delay before attempt n+1: exponential with full jitter.
@@ -157,13 +280,13 @@ func (a *Agent) backoff(attempts int) time.Duration {
 // for writing and it has not changed for SettleTime; after MaxSettleWait it
 // is settled anyway, marked incomplete. Items already settled (retries) pass
 // straight through. Returns every item, with due times set for the waiting.
-func (a *Agent) check(items []*item, now time.Time) []*item {
+func (s *scheduler) check(items []*item, now time.Time) []*item {
+	a := s.a
 	var final []*item // quiet, no known writer: confirm with a full scan
 	var knownPIDs []int
 	known := map[procfs.FileID]struct{}{}
 	for _, it := range items {
-		if it.settled || it.rec.Plan != nil {
-			it.settled = true
+		if it.settled {
 			continue
 		}
 		var st unix.Stat_t
@@ -175,9 +298,9 @@ func (a *Agent) check(items []*item, now time.Time) []*item {
 		}
 		info := dumpfs.InfoFromStat(staging.DumpName, &st)
 		changed := info.Size != it.size || !info.Mtime.Equal(it.mtime)
-		// Keep the pending-bytes gauge honest while dumps are still growing.
-		a.m.pendingBytes.Add(float64(info.Size - it.size))
-		it.size, it.mtime = info.Size, info.Mtime
+		// Keep the pending bytes honest while dumps are still growing.
+		s.resize(it, info.Size)
+		it.mtime = info.Mtime
 		if now.Sub(it.rec.ClaimedAt) >= a.cfg.MaxSettleWait {
 			it.settled = true
 			it.incomplete = fmt.Sprintf("still open or changing after %s", a.cfg.MaxSettleWait)

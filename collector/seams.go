@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/crashdump-io/crashdump/uploader"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
@@ -43,6 +44,15 @@ type Attribution struct {
 	Candidates []manifest.PodRef
 	// Writer is the evidence the answer rests on, when there was one.
 	Writer *Writer
+	// Annotations are the pod's crashdump.io/* annotations (selection,
+	// compression, rate limit overrides). Only that prefix: other
+	// annotations may hold secrets (last-applied-configuration) and are
+	// never read or recorded.
+	Annotations map[string]string
+	// NamespaceLabels are the labels of the pod's namespace when the pod
+	// source can see them (the API server), for namespace defaults and
+	// routing by label selector.
+	NamespaceLabels map[string]string
 }
 
 // PodResolver attributes a dump to the pod that wrote it. It must never
@@ -77,3 +87,25 @@ type NopNotifier struct{}
 
 // DumpUploaded implements Notifier.
 func (NopNotifier) DumpUploaded(context.Context, *manifest.Manifest) {}
+
+// Destinations chooses where a dump goes (SPEC: destinations per tenant).
+// Implementations are safe for concurrent use.
+type Destinations interface {
+	// Route names the destination for a dump from namespace (empty when
+	// unattributed) with the namespace's labels (nil when unknown).
+	Route(namespace string, labels map[string]string) string
+	// Store returns the named destination's store.
+	Store(name string) (uploader.Store, bool)
+}
+
+// DefaultDestination is the name of the destination given by --store.
+const DefaultDestination = "default"
+
+// single is one store for everything.
+type single struct{ s uploader.Store }
+
+func (d single) Route(string, map[string]string) string { return DefaultDestination }
+
+func (d single) Store(name string) (uploader.Store, bool) {
+	return d.s, name == DefaultDestination
+}

@@ -48,6 +48,7 @@ type agentFlags struct {
 	logLevel, logFormat         string
 	namespaceDirs               []string
 	namespaceDirMode            string
+	protection                  protectionFlags
 }
 
 func newAgentCmd() *cobra.Command {
@@ -104,6 +105,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for compressed part buffers per dump (bounds memory whatever the dump size)")
 	fs.StringSliceVar(&f.namespaceDirs, "namespace-dirs", nil, "namespaces whose directory <dump-dir>/<namespace> the agent creates at start-up (for per-namespace hostPath PersistentVolumes)")
 	fs.StringVar(&f.namespaceDirMode, "namespace-dir-mode", "1777", "octal mode of --namespace-dirs directories (sticky and world-writable by default, like /tmp: pods run as any user)")
+	f.protection.register(fs)
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	return cmd
@@ -155,15 +157,27 @@ func runAgent(parent context.Context, f agentFlags) error {
 	reg.MustRegister(build)
 
 	node := nodeName(f.nodeName)
-	opened, err := stores.Open(ctx, f.store, s3store.Config{
+	s3cfg := s3store.Config{
 		Endpoint: f.s3Endpoint, Region: f.s3Region, SSE: f.s3SSE, SSEKMSKeyID: f.s3SSEKMSKeyID,
 		PartSize: int64(f.partSize), Concurrency: f.partConcurrency, MaxBufferBytes: int64(f.uploadBuffer),
 		UserAgent: "crashdump/" + version,
-	}, log)
+	}
+	opened, err := stores.Open(ctx, f.store, s3cfg, log)
 	if err != nil {
 		return err
 	}
-	store := uploader.NewStoreMetrics(reg).Wrap(opened.Store, "default")
+	// Every destination gets its metrics label and shares the node-wide
+	// bandwidth limit.
+	storeMetrics := uploader.NewStoreMetrics(reg)
+	limiter := uploader.NewBandwidthLimiter(int64(f.protection.maxBandwidth))
+	wrap := func(s uploader.Store, name string) uploader.Store {
+		return storeMetrics.Wrap(uploader.WithBandwidthLimit(s, limiter), name)
+	}
+	store := wrap(opened.Store, collector.DefaultDestination)
+	dests, err := f.protection.destinations(ctx, store, s3cfg, wrap, f.attribution.podSource, log)
+	if err != nil {
+		return err
+	}
 	up, err := uploader.New(uploader.Options{})
 	if err != nil {
 		return err
@@ -181,17 +195,38 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	agent, err := collector.New(collector.Config{
+	cfg := collector.Config{
 		NamespaceDirs: f.namespaceDirs, NamespaceDirMode: dirMode,
 		DumpDir: f.dumpDir, StateDir: f.stateDir, ProcRoot: f.procRoot, Node: node, Version: version,
 		Include: f.include, Exclude: f.exclude, Compression: f.compression, KeyTemplate: kt,
 		SettleTime: f.settleTime, MaxSettleWait: f.maxSettleWait, RescanInterval: f.rescanInterval,
 		UploadWorkers: f.uploadWorkers, ShutdownGrace: f.shutdownGrace, Once: f.once,
-	}, collector.Deps{
+	}
+	if err := f.protection.apply(&cfg); err != nil {
+		return err
+	}
+	deps := collector.Deps{
 		Store: store, Uploader: up, Resolver: attr.resolver, Notifier: attr.notifier, Ping: opened.Ping, Log: log, Registry: reg,
-	})
+	}
+	if dests != nil {
+		deps.Destinations = dests
+		deps.Ping = func(ctx context.Context) error {
+			if err := opened.Ping(ctx); err != nil {
+				return err
+			}
+			return dests.Ping(ctx)
+		}
+	}
+	agent, err := collector.New(cfg, deps)
 	if err != nil {
 		return err
+	}
+	if f.protection.configCheck {
+		fmt.Println("configuration OK")
+		if f.protection.routingConfig != "" {
+			fmt.Printf("routing config %s OK\n", f.protection.routingConfig)
+		}
+		return nil
 	}
 
 	var srv *http.Server

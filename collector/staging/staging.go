@@ -32,6 +32,10 @@ const (
 
 var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
+// failedDir holds dumps that could not be uploaded within the retry
+// period: kept for inspection until their TTL, never retried automatically.
+const failedDir = "failed"
+
 // Dir is an open, locked state directory. Safe for concurrent use as long
 // as each entry is used by one goroutine at a time.
 type Dir struct {
@@ -45,8 +49,10 @@ type Dir struct {
 // normal case for a moment during a DaemonSet rolling update.
 func Open(ctx context.Context, stateDir string, log *slog.Logger) (*Dir, error) {
 	staging := filepath.Join(stateDir, "staging")
-	if err := os.MkdirAll(staging, 0o700); err != nil {
-		return nil, fmt.Errorf("create staging directory %s: %w", staging, err)
+	for _, d := range []string{staging, filepath.Join(stateDir, failedDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create state directory %s: %w", d, err)
+		}
 	}
 	lockPath := filepath.Join(stateDir, "lock")
 	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
@@ -155,21 +161,37 @@ func (e *Entry) Has(name string) bool {
 
 // Entries lists the entries present, for recovery after a restart.
 // Directories that are not entries are reported as errors and left alone.
-func (d *Dir) Entries() ([]*Entry, error) {
-	des, err := os.ReadDir(d.staging)
+func (d *Dir) Entries() ([]*Entry, error) { return list(d.staging) }
+
+// FailedEntries lists the dumps given up on.
+func (d *Dir) FailedEntries() ([]*Entry, error) { return list(filepath.Join(d.state, failedDir)) }
+
+func list(dir string) ([]*Entry, error) {
+	des, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list staging directory %s: %w", d.staging, err)
+		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
 	var out []*Entry
 	var errs []error
 	for _, de := range des {
 		if !de.IsDir() || !idPattern.MatchString(de.Name()) {
-			errs = append(errs, fmt.Errorf("unexpected %s in staging directory", de.Name()))
+			errs = append(errs, fmt.Errorf("unexpected %s in %s", de.Name(), dir))
 			continue
 		}
-		out = append(out, &Entry{ID: de.Name(), path: filepath.Join(d.staging, de.Name())})
+		out = append(out, &Entry{ID: de.Name(), path: filepath.Join(dir, de.Name())})
 	}
 	return out, errors.Join(errs...)
+}
+
+// Fail moves an entry to <state-dir>/failed/, out of the retry loop. The
+// entry keeps its contents and record; e points at the new place after.
+func (d *Dir) Fail(e *Entry) error {
+	dst := filepath.Join(d.state, failedDir, e.ID)
+	if err := os.Rename(e.path, dst); err != nil {
+		return fmt.Errorf("move %s to failed: %w", e.ID, err)
+	}
+	e.path = dst
+	return nil
 }
 
 // Remove deletes the entry and everything in it: the node copy of a dump

@@ -24,8 +24,10 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 
@@ -69,6 +71,11 @@ type Config struct {
 	MaxBackoff time.Duration
 	// UserAgent is appended to the SDK's user agent.
 	UserAgent string
+	// Credentials replaces the SDK default chain (a tenant's own Secret).
+	Credentials aws.CredentialsProvider
+	// RoleARN is assumed through STS with the credentials above (or the
+	// default chain's).
+	RoleARN string
 }
 
 // Store is an S3 bucket. Safe for concurrent use.
@@ -131,12 +138,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if cfg.UserAgent != "" {
 		opts = append(opts, config.WithAppID(cfg.UserAgent))
 	}
+	if cfg.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
+	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3 store: load AWS config: %w", err)
 	}
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
+	}
+	if cfg.RoleARN != "" {
+		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN,
+			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "crashdump" }))
 	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {

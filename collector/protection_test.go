@@ -1,0 +1,427 @@
+package collector_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crashdump-io/crashdump/collector"
+	"github.com/crashdump-io/crashdump/uploader/manifest"
+	"github.com/crashdump-io/crashdump/uploader/miniotest"
+	"github.com/crashdump-io/crashdump/uploader/routing"
+	"github.com/crashdump-io/crashdump/uploader/s3store"
+)
+
+// pathResolver attributes a dump at <ns>/<pod>/<file> to container "app"
+// of that pod, with per-namespace annotations: a stand-in for the kubelet.
+type pathResolver struct {
+	annotations map[string]map[string]string // by namespace
+}
+
+func (r pathResolver) Resolve(_ context.Context, ev collector.Evidence) collector.Attribution {
+	parts := strings.Split(ev.Path, "/")
+	if len(parts) < 3 {
+		return collector.Attribution{Method: manifest.MethodNone}
+	}
+	return collector.Attribution{
+		Method:      manifest.MethodPath,
+		Pod:         &manifest.Pod{Namespace: parts[0], Name: parts[1], Container: "app"},
+		Annotations: r.annotations[parts[0]],
+	}
+}
+
+func (e *env) startWith(cfg collector.Config, res collector.PodResolver, dests collector.Destinations) (stop func() error) {
+	e.t.Helper()
+	a := e.buildFull(cfg, res, nil, dests)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	e.t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// TestDiskBudgetEvictsOldest: with uploads failing (store down), dumps pile
+// up; past --max-dump-bytes the oldest pending one is evicted, counted and
+// logged, the newest kept — and uploaded once the store is back.
+func TestDiskBudgetEvictsOldest(t *testing.T) {
+	e := newEnv(t, true)
+	e.srv.Stop()
+	cfg := e.config()
+	cfg.MaxDumpBytes = 2_500_000
+	cfg.RetryBase = time.Minute // failed dumps wait, evictable
+	cfg.RetryMax = time.Minute
+	e.startWith(cfg, nil, nil)
+	for i, name := range []string{"old.dmp", "mid.dmp"} {
+		mustWrite(t, filepath.Join(e.dumpDir, name), randomData(t, 1_000_000))
+		eventually(t, 30*time.Second, name+" failed once", func() bool {
+			return metric(t, e.reg, "crashdump_uploads_total", "result", "failure") >= float64(i+1)
+		})
+	}
+	if got := metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "disk_budget"); got != 0 {
+		t.Fatalf("evicted %v dumps under the budget", got)
+	}
+	mustWrite(t, filepath.Join(e.dumpDir, "new.dmp"), randomData(t, 1_000_000))
+	eventually(t, 30*time.Second, "oldest evicted", func() bool {
+		return metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "disk_budget") == 1
+	})
+	if !strings.Contains(e.logs.String(), `"msg":"evicted dump to keep the disk budget","path":"old.dmp"`) {
+		t.Errorf("eviction of old.dmp not logged")
+	}
+	if got := metric(t, e.reg, "crashdump_pending_dumps"); got != 2 {
+		t.Errorf("pending dumps %v, want 2", got)
+	}
+	if err := e.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The retry backoff is long; a restarted agent resumes at once.
+	e.startWith(e.config(), nil, nil)
+	eventually(t, 60*time.Second, "the two newest stored", func() bool { return len(e.dumps()) == 2 })
+	for _, d := range e.dumps() {
+		if d.manifest.File.Name == "old.dmp" {
+			t.Error("the evicted dump was uploaded")
+		}
+	}
+}
+
+// TestKeepFree: the free-space floor is honoured on a real, small
+// filesystem (a 24 MiB tmpfs) when one can be mounted; otherwise through an
+// injected free-space function.
+func TestKeepFree(t *testing.T) {
+	e := newEnv(t, true)
+	cfg := e.config()
+	cfg.RetryBase, cfg.RetryMax = time.Minute, time.Minute
+	mnt := filepath.Join(t.TempDir(), "small")
+	must(t, os.MkdirAll(mnt, 0o755))
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=24m"); err == nil {
+		t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+		cfg.DumpDir, cfg.StateDir = filepath.Join(mnt, "dumps"), filepath.Join(mnt, "state")
+		must(t, os.MkdirAll(cfg.DumpDir, 0o755))
+		e.dumpDir, e.stateDir = cfg.DumpDir, cfg.StateDir
+		t.Log("using a real 24 MiB tmpfs")
+	} else {
+		t.Logf("cannot mount a tmpfs (%v): injecting free space", err)
+		cfg.FreeSpace = func(string) (uint64, uint64, error) {
+			used := int64(0)
+			_ = filepath.WalkDir(e.stateDir, func(p string, d os.DirEntry, err error) error {
+				if fi, ierr := os.Lstat(p); ierr == nil && fi.Mode().IsRegular() {
+					used += fi.Size()
+				}
+				return nil
+			})
+			return uint64(24<<20 - used), 24 << 20, nil
+		}
+	}
+	cfg.KeepFreeBytes = 14 << 20 // dumps may use about 10 MiB of the 24
+	e.srv.Stop()
+	e.startWith(cfg, nil, nil)
+	for i := range 3 {
+		mustWrite(t, filepath.Join(e.dumpDir, fmt.Sprintf("core.%d", i)), randomData(t, 4<<20))
+		eventually(t, 30*time.Second, "failed once", func() bool {
+			return metric(t, e.reg, "crashdump_uploads_total", "result", "failure") >= float64(i+1)
+		})
+	}
+	eventually(t, 30*time.Second, "oldest evicted for free space", func() bool {
+		return metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "disk_budget") >= 1
+	})
+	eventually(t, 10*time.Second, "free space back above --keep-free", func() bool {
+		freeFn := cfg.FreeSpace
+		if freeFn == nil {
+			freeFn = collector.FreeSpace
+		}
+		f, _, err := freeFn(cfg.StateDir)
+		return err == nil && f >= 14<<20 && metric(t, e.reg, "crashdump_filesystem_free_bytes") >= 14<<20
+	})
+	if !strings.Contains(e.logs.String(), `"path":"core.0"`) || !strings.Contains(e.logs.String(), "evicted dump") {
+		t.Error("the oldest dump (core.0) was not the one evicted")
+	}
+}
+
+// TestFreeSpaceComputation checks the real statfs computation against df.
+func TestFreeSpaceComputation(t *testing.T) {
+	free, total, err := collector.FreeSpace(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total == 0 || free > total {
+		t.Fatalf("free %d total %d", free, total)
+	}
+	out, err := exec.Command("df", "-B1", "--output=size,avail", t.TempDir()).Output()
+	if err != nil {
+		t.Skipf("no df: %v", err)
+	}
+	var dfTotal, dfFree uint64
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if _, err := fmt.Sscan(lines[len(lines)-1], &dfTotal, &dfFree); err != nil {
+		t.Fatalf("parse df output %q: %v", out, err)
+	}
+	if dfTotal != total {
+		t.Errorf("total %d, df says %d", total, dfTotal)
+	}
+	if diff := int64(dfFree) - int64(free); diff > 64<<20 || diff < -64<<20 {
+		t.Errorf("free %d, df says %d", free, dfFree)
+	}
+}
+
+// TestCrashLoopStorm: 50 dumps of one container; exactly the limit (3 per
+// hour) are uploaded, the rest only get a manifest — also across a restart.
+func TestCrashLoopStorm(t *testing.T) {
+	e := newEnv(t, true)
+	cfg := e.config()
+	cfg.Policy = collector.Policy{MaxPerWindow: 3, Window: time.Hour}
+	res := pathResolver{}
+	stop := e.startWith(cfg, res, nil)
+	for i := range 2 {
+		mustWrite(t, filepath.Join(e.dumpDir, "prod", "api-0", fmt.Sprintf("core.%d", i)), randomData(t, 10_000))
+	}
+	eventually(t, 30*time.Second, "first two stored", func() bool { return len(e.dumps()) == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.startWith(cfg, res, nil)
+	for i := 2; i < 50; i++ {
+		mustWrite(t, filepath.Join(e.dumpDir, "prod", "api-0", fmt.Sprintf("core.%d", i)), randomData(t, 10_000))
+	}
+	eventually(t, 60*time.Second, "all 50 handled", func() bool {
+		return len(e.staged()) == 0 && emptyDir(t, e.dumpDir) && len(e.keys()) == 3*2+47
+	})
+	uploaded, manifestOnly := 0, 0
+	for _, k := range e.keys() {
+		if !strings.HasSuffix(k, ".json") {
+			uploaded++
+			continue
+		}
+		m, err := manifest.Unmarshal(e.read(k, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Object.ManifestOnly {
+			manifestOnly++
+			if m.Pod == nil || m.Pod.Container != "app" || m.File.SHA256 == "" {
+				t.Errorf("manifest-only record lacks facts: %+v", m)
+			}
+		}
+	}
+	if uploaded != 3 || manifestOnly != 47 {
+		t.Fatalf("%d dumps uploaded and %d manifest-only, want 3 and 47", uploaded, manifestOnly)
+	}
+	if got := metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "rate_limited"); got != 47 {
+		t.Errorf("rate_limited %v, want 47 (after the restart)", got)
+	}
+}
+
+// TestSelection: crashdump.io/collect "false" is skipped; with
+// --collect-annotated-only only "true" pods are collected.
+func TestSelection(t *testing.T) {
+	e := newEnv(t, true)
+	res := pathResolver{annotations: map[string]map[string]string{
+		"quiet": {collector.AnnotationCollect: "false"},
+		"loud":  {collector.AnnotationCollect: "true"},
+	}}
+	stop := e.startWith(e.config(), res, nil)
+	mustWrite(t, filepath.Join(e.dumpDir, "quiet", "p", "core"), randomData(t, 1000))
+	mustWrite(t, filepath.Join(e.dumpDir, "plain", "p", "core"), randomData(t, 1000))
+	eventually(t, 30*time.Second, "handled", func() bool { return emptyDir(t, e.dumpDir) && len(e.staged()) == 0 && len(e.dumps()) == 1 })
+	if ns := e.dumps()[0].manifest.Pod.Namespace; ns != "plain" {
+		t.Errorf("stored %s, want only the unannotated pod's dump", ns)
+	}
+	if got := metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "not_selected"); got != 1 {
+		t.Errorf("not_selected %v, want 1", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config()
+	cfg.Policy.AnnotatedOnly = true
+	e.startWith(cfg, res, nil)
+	mustWrite(t, filepath.Join(e.dumpDir, "loud", "p", "core"), randomData(t, 1000))
+	mustWrite(t, filepath.Join(e.dumpDir, "plain", "q", "core"), randomData(t, 1000))
+	eventually(t, 30*time.Second, "handled", func() bool { return emptyDir(t, e.dumpDir) && len(e.staged()) == 0 && len(e.dumps()) == 2 })
+	for _, d := range e.dumps() {
+		if d.manifest.Pod.Namespace == "plain" && d.manifest.Pod.Name == "q" {
+			t.Error("unannotated pod collected in annotated-only mode")
+		}
+	}
+}
+
+// TestRoutingTwoBuckets: team-a's dumps go to its own bucket with its own
+// credentials (a mounted Secret), everyone else's to the default bucket,
+// and nothing crosses over.
+func TestRoutingTwoBuckets(t *testing.T) {
+	e := newEnv(t, true)
+	e.srv.MakeBucket(t, "team-a")
+	creds := filepath.Join(t.TempDir(), "credentials")
+	mustWrite(t, filepath.Join(creds, "team-a-s3", "AWS_ACCESS_KEY_ID"), []byte(miniotest.AccessKey+"\n"))
+	mustWrite(t, filepath.Join(creds, "team-a-s3", "AWS_SECRET_ACCESS_KEY"), []byte(miniotest.SecretKey))
+	rc, err := routing.Parse([]byte(`destinations:
+  - name: team-a
+    store: s3://team-a/crashes
+    credentialsSecret: team-a-s3
+routes:
+  - namespaces: [team-a]
+    destination: team-a
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	def := e.defaultStore()
+	dests, err := routing.Open(context.Background(), rc, def, s3store.Config{Endpoint: e.srv.Endpoint, PartSize: s3store.MinPartSize},
+		routing.OpenOptions{CredentialsDir: creds, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startWith(e.config(), pathResolver{}, dests)
+	for _, p := range []string{"team-a/api-0/core.1", "team-a/api-1/core.2", "team-b/web-0/core.3"} {
+		mustWrite(t, filepath.Join(e.dumpDir, p), randomData(t, 5000))
+	}
+	eventually(t, 30*time.Second, "all stored", func() bool {
+		return len(e.srv.Keys(t, "team-a", ""))+len(e.srv.Keys(t, bucket, "")) == 6
+	})
+	for _, k := range e.srv.Keys(t, "team-a", "") {
+		if !strings.HasPrefix(k, "crashes/team-a/") {
+			t.Errorf("team-a bucket holds %s", k)
+		}
+	}
+	for _, k := range e.srv.Keys(t, bucket, "") {
+		if !strings.HasPrefix(k, "team-b/") {
+			t.Errorf("default bucket holds %s", k)
+		}
+	}
+	if n := len(e.srv.Keys(t, "team-a", "")); n != 4 {
+		t.Errorf("team-a bucket holds %d objects, want 4", n)
+	}
+	m, err := manifest.Unmarshal(e.srv.Get(t, "team-a", e.srv.Keys(t, "team-a", "crashes/team-a/api-0/")[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Object.Destination != "team-a" || m.Object.Bucket != "team-a" || !strings.HasPrefix(m.Object.Key, "crashes/") {
+		t.Errorf("manifest object %+v", m.Object)
+	}
+	if got := metric(t, e.reg, "crashdump_correlations_total", "method", "path"); got != 3 {
+		t.Errorf("correlations %v", got)
+	}
+}
+
+// TestRoutingConfigChecked: the agent refuses a bad routing config at start,
+// naming the line; --config-check says so without running.
+func TestRoutingConfigChecked(t *testing.T) {
+	e := newEnv(t, true)
+	bad := filepath.Join(t.TempDir(), "routing.yaml")
+	mustWrite(t, bad, []byte("destinations:\n  - name: team-a\n    store: s3://team-a\nroutes:\n  - namespaces: [team-a]\n    destination: team-b\n"))
+	for _, extra := range [][]string{{"--config-check"}, nil} {
+		out, err := exec.Command(agentBinary(t), append([]string{"agent", "--routing-config", bad, "--dump-dir", e.dumpDir,
+			"--state-dir", e.stateDir, "--store", "s3://" + bucket, "--s3-endpoint", e.srv.Endpoint, "--pod-source", "none",
+			"--listen-address", ""}, extra...)...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("agent %v accepted a bad routing config:\n%s", extra, out)
+		}
+		if !strings.Contains(string(out), "line 6: destination \"team-b\" is not defined") {
+			t.Errorf("error does not name the line:\n%s", out)
+		}
+	}
+	good := filepath.Join(t.TempDir(), "routing.yaml")
+	mustWrite(t, good, []byte("destinations:\n  - name: team-a\n    store: s3://team-a\nroutes:\n  - namespaces: [team-a]\n    destination: team-a\n"))
+	cmd := exec.Command(agentBinary(t), "agent", "--config-check", "--routing-config", good, "--dump-dir", e.dumpDir,
+		"--state-dir", e.stateDir, "--store", "s3://"+bucket, "--s3-endpoint", e.srv.Endpoint, "--pod-source", "none", "--listen-address", "")
+	cmd.Env = append(os.Environ(), e.srv.Env()...)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "configuration OK") {
+		t.Errorf("--config-check of a good config: %v\n%s", err, out)
+	}
+}
+
+// TestBandwidthLimit: a 200 MiB upload with --max-upload-bandwidth 20MiB
+// takes at least 9 s.
+func TestBandwidthLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	e := newEnv(t, true)
+	mustWrite(t, filepath.Join(e.dumpDir, "core.1"), randomData(t, 200<<20))
+	start := time.Now()
+	cmd := exec.Command(agentBinary(t), "agent", "--once", "--dump-dir", e.dumpDir, "--state-dir", e.stateDir,
+		"--store", "s3://"+bucket, "--s3-endpoint", e.srv.Endpoint, "--pod-source", "none", "--settle-time", "100ms",
+		"--keep-free", "0", "--max-dump-bytes", "0", "--max-upload-bandwidth", "20MiB")
+	cmd.Env = append(os.Environ(), e.srv.Env()...)
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("agent: %v\n%s", err, out)
+	}
+	t.Logf("200 MiB at 20 MiB/s took %s", took.Round(time.Millisecond))
+	if took < 9*time.Second {
+		t.Errorf("took %s, want at least 9s", took)
+	}
+	if took > 60*time.Second {
+		t.Errorf("took %s: far slower than the limit", took)
+	}
+	if len(e.dumps()) != 1 {
+		t.Fatal("dump not stored")
+	}
+}
+
+// TestFailedRetention: a dump that keeps failing is retried for --retry-for,
+// then moved to failed/ (counted), and deleted after --failed-ttl.
+func TestFailedRetention(t *testing.T) {
+	e := newEnv(t, true)
+	e.srv.Stop()
+	cfg := e.config()
+	cfg.RetryFor = time.Second
+	cfg.FailedTTL = 2 * time.Second
+	cfg.BudgetInterval = 200 * time.Millisecond
+	e.startWith(cfg, nil, nil)
+	mustWrite(t, filepath.Join(e.dumpDir, "core.1"), randomData(t, 1000))
+	eventually(t, 30*time.Second, "moved to failed/", func() bool {
+		return metric(t, e.reg, "crashdump_dumps_failed_total") == 1
+	})
+	if len(e.staged()) != 0 {
+		t.Error("failed dump still in staging")
+	}
+	failed, _ := os.ReadDir(filepath.Join(e.stateDir, "failed"))
+	if len(failed) != 1 || metric(t, e.reg, "crashdump_failed_dumps") != 1 {
+		t.Fatalf("failed/ holds %d entries", len(failed))
+	}
+	eventually(t, 30*time.Second, "deleted after its TTL", func() bool {
+		entries, _ := os.ReadDir(filepath.Join(e.stateDir, "failed"))
+		return len(entries) == 0 && metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "failed_ttl") == 1
+	})
+	if metric(t, e.reg, "crashdump_failed_dumps") != 0 {
+		t.Error("failed gauge not back to 0")
+	}
+}
+
+// TestCompressionAnnotation: crashdump.io/compression "none" stores a
+// compressible dump raw.
+func TestCompressionAnnotation(t *testing.T) {
+	e := newEnv(t, false)
+	res := pathResolver{annotations: map[string]map[string]string{"raw": {collector.AnnotationCompression: "none"}}}
+	e.startWith(e.config(), res, nil)
+	mustWrite(t, filepath.Join(e.dumpDir, "raw", "p", "core"), make([]byte, 1<<20))
+	mustWrite(t, filepath.Join(e.dumpDir, "zipped", "p", "core"), make([]byte, 1<<20))
+	eventually(t, 30*time.Second, "stored", func() bool { return len(e.dumps()) == 2 })
+	for _, d := range e.dumps() {
+		want := manifest.CompressionZstd
+		if d.manifest.Pod.Namespace == "raw" {
+			want = manifest.CompressionNone
+		}
+		if d.manifest.Object.Compression != want {
+			t.Errorf("%s stored with %q, want %q", d.manifest.Pod.Namespace, d.manifest.Object.Compression, want)
+		}
+	}
+}
