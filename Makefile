@@ -22,7 +22,7 @@ TEST_TIMEOUT ?= 20m
 EXTRA_TOOLS :=
 EXTRA_TESTS :=
 -include deploy/deploy.mk
--include bench/bench.mk
+-include $(wildcard bench/*.mk)
 -include test/e2e/e2e.mk
 
 PREFIX ?= /usr/local
