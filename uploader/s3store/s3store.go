@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/crashdump-io/crashdump/uploader"
 )
@@ -60,8 +61,8 @@ type Config struct {
 	// Concurrency is the number of parts in flight (default 4).
 	Concurrency int
 	// MaxBufferBytes bounds the memory held in part buffers for streamed
-	// bodies (default PartSize × Concurrency); larger parts mean fewer in
-	// flight.
+	// bodies, across all uploads of this store together (default PartSize ×
+	// Concurrency); larger parts mean fewer in flight.
 	MaxBufferBytes int64
 	// MaxAttempts per request, including the first (default 6). Throttling,
 	// 5xx and connection errors are retried with exponential backoff and
@@ -84,6 +85,9 @@ type Store struct {
 	client *s3.Client
 	log    *slog.Logger
 	bufs   sync.Pool
+	// mem is the part-buffer budget shared by every upload, so that memory
+	// stays bounded however many dumps are uploaded at once.
+	mem *semaphore.Weighted
 }
 
 // New builds a Store with credentials from the AWS SDK default chain
@@ -162,8 +166,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	s := &Store{cfg: cfg, client: client, log: log}
-	s.bufs.New = func() any { return new([]byte) }
+	s := &Store{cfg: cfg, client: client, log: log, mem: semaphore.NewWeighted(cfg.MaxBufferBytes)}
+	s.bufs.New = func() any { return new(buffer) }
 	return s, nil
 }
 
@@ -215,28 +219,34 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	}
 	if !zeroCopy {
 		// A stream: read the first part to learn whether it is small.
-		first := s.getBuf(partSize)
-		n, err := io.ReadFull(body, *first)
+		first, err := s.getBuf(ctx, partSize)
+		if err != nil {
+			return uploader.Object{}, err
+		}
+		n, err := io.ReadFull(body, first.b)
 		switch {
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-			defer s.bufs.Put(first)
-			return s.putSingle(ctx, key, bytes.NewReader((*first)[:n]), opts)
+			defer s.putBuf(first)
+			return s.putSingle(ctx, key, bytes.NewReader(first.b[:n]), opts)
 		case err != nil:
-			s.bufs.Put(first)
+			s.putBuf(first)
 			return uploader.Object{}, fmt.Errorf("read body: %w", err)
 		}
 		return s.putMultipart(ctx, key, opts, partSize, inFlight, func(yield func(part) bool) error {
-			if !yield(part{buf: first, data: *first}) {
+			if !yield(part{buf: first, data: first.b}) {
 				return nil
 			}
 			for {
-				b := s.getBuf(partSize)
-				n, err := io.ReadFull(body, *b)
-				if n > 0 && !yield(part{buf: b, data: (*b)[:n]}) {
+				b, err := s.getBuf(ctx, partSize)
+				if err != nil {
+					return err
+				}
+				n, err := io.ReadFull(body, b.b)
+				if n > 0 && !yield(part{buf: b, data: b.b[:n]}) {
 					return nil
 				}
 				if n == 0 {
-					s.bufs.Put(b)
+					s.putBuf(b)
 				}
 				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 					return nil
@@ -260,19 +270,38 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	})
 }
 
-func (s *Store) getBuf(n int64) *[]byte {
-	b := s.bufs.Get().(*[]byte)
-	if int64(cap(*b)) < n {
-		*b = make([]byte, n)
+// buffer is a part buffer and the share of the budget it holds.
+type buffer struct {
+	b      []byte
+	weight int64
+}
+
+// getBuf takes a part buffer of n bytes from the shared budget, waiting
+// until enough buffers are released.
+func (s *Store) getBuf(ctx context.Context, n int64) (*buffer, error) {
+	w := min(n, s.cfg.MaxBufferBytes) // a part larger than the whole budget takes all of it
+	if err := s.mem.Acquire(ctx, w); err != nil {
+		return nil, err
 	}
-	*b = (*b)[:n]
-	return b
+	b := s.bufs.Get().(*buffer)
+	if int64(cap(b.b)) < n {
+		b.b = make([]byte, n)
+	}
+	b.b, b.weight = b.b[:n], w
+	return b, nil
+}
+
+// putBuf returns a buffer taken with getBuf.
+func (s *Store) putBuf(b *buffer) {
+	w := b.weight
+	s.bufs.Put(b)
+	s.mem.Release(w)
 }
 
 // part is one multipart part: either bytes in a pooled buffer or a section
 // of a file.
 type part struct {
-	buf     *[]byte
+	buf     *buffer
 	data    []byte
 	section *io.SectionReader
 }
@@ -384,6 +413,9 @@ func (s *Store) putMultipart(ctx context.Context, key string, opts uploader.PutO
 	genErr := parts(func(p part) bool {
 		number++
 		if number > maxParts {
+			if p.buf != nil {
+				s.putBuf(p.buf)
+			}
 			err := fmt.Errorf("more than %d parts of %d bytes", maxParts, partSize)
 			g.Go(func() error { return err })
 			return false
@@ -393,7 +425,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, opts uploader.PutO
 		// on the reader, which is what bounds memory.
 		g.Go(func() error {
 			if p.buf != nil {
-				defer s.bufs.Put(p.buf)
+				defer s.putBuf(p.buf)
 			}
 			c, err := p.crc()
 			if err != nil {
