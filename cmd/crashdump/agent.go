@@ -102,7 +102,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.IntVar(&f.uploadWorkers, "upload-workers", 2, "dumps uploaded at the same time")
 	fs.Var(&f.partSize, "part-size", "preferred multipart part size (grows for objects over 10,000 parts)")
 	fs.IntVar(&f.partConcurrency, "part-concurrency", 4, "parts of one dump in flight at the same time")
-	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for compressed part buffers per dump (bounds memory whatever the dump size)")
+	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for the part buffers of compressed uploads, shared by all uploads (bounds memory whatever the size and number of dumps)")
 	fs.StringSliceVar(&f.namespaceDirs, "namespace-dirs", nil, "namespaces whose directory <dump-dir>/<namespace> the agent creates at start-up (for per-namespace hostPath PersistentVolumes)")
 	fs.StringVar(&f.namespaceDirMode, "namespace-dir-mode", "1777", "octal mode of --namespace-dirs directories (sticky and world-writable by default, like /tmp: pods run as any user)")
 	f.protection.register(fs)
