@@ -24,6 +24,7 @@ EXTRA_TESTS :=
 -include deploy/deploy.mk
 -include $(wildcard bench/*.mk)
 -include test/e2e/e2e.mk
+.DEFAULT_GOAL := all
 
 PREFIX ?= /usr/local
 
@@ -38,6 +39,7 @@ build:
 install: build
 	install -D -m 0755 $(BIN)/crashdump $(DESTDIR)$(PREFIX)/bin/crashdump
 	ln -sf crashdump $(DESTDIR)$(PREFIX)/bin/kubectl-crashdump
+	ln -sf crashdump $(DESTDIR)$(PREFIX)/bin/kubectl_complete-crashdump
 
 ## tools: everything the tests need, at pinned versions (idempotent).
 tools: $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.mc-$(MC_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION) apt-tools $(EXTRA_TOOLS)

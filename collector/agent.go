@@ -297,6 +297,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
 	}
+	if err := os.MkdirAll(a.cfg.DumpDir, 0o755); err != nil {
+		return fmt.Errorf("create dump directory: %w", err)
+	}
 	if err := checkDirs(a.cfg.DumpDir, a.cfg.StateDir); err != nil {
 		return err
 	}
@@ -374,7 +377,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return gerr
 	}
 	if n := a.failed.Load(); a.cfg.Once && n > 0 {
-		return fmt.Errorf("%d dump(s) could not be uploaded; they stay staged in %s", n, a.stage.Path())
+		return fmt.Errorf("%d dump(s) could not be uploaded; they stay on the node (staged in %s, or in the dump directory if they could not be claimed)", n, a.stage.Path())
 	}
 	return nil
 }

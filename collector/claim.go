@@ -35,6 +35,11 @@ func (a *Agent) claimLoop(ctx context.Context, in <-chan string, recovered []*it
 			return
 		}
 		a.gatherEvidence(batch)
+		if o, ok := a.res.(ClaimObserver); ok {
+			for _, it := range batch {
+				o.DumpClaimed(Evidence{Path: it.rec.Path, Writers: it.rec.Writers, ClaimedAt: it.rec.ClaimedAt})
+			}
+		}
 		for _, it := range batch {
 			select {
 			case a.add <- it:
@@ -136,6 +141,10 @@ func (a *Agent) claim(rel string) *item {
 			a.reject(rel, info, DropCrossDevice)
 		default:
 			a.log.Error("claim dump", "path", rel, "err", err)
+			if a.cfg.Once {
+				// It stays on the node: a one-shot run must say so.
+				a.failed.Add(1)
+			}
 		}
 		return nil
 	}
@@ -244,6 +253,9 @@ func (a *Agent) gatherEvidence(items []*item) {
 			if ok {
 				w.NSPID, w.Comm, w.Exe = p.NSPID, p.Comm, p.Exe
 				w.ContainerID, w.Runtime, w.PodUID = p.Cgroup.ContainerID, p.Cgroup.Runtime, p.Cgroup.PodUID
+				if w.PodUID == "" {
+					w.PodUID = p.Cgroup.StaticPodUID // the UID the kubelet knows a static pod by
+				}
 			}
 			it.rec.Writers = append(it.rec.Writers, w)
 			if o.Writable {

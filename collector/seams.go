@@ -63,6 +63,13 @@ type PodResolver interface {
 	Resolve(ctx context.Context, ev Evidence) Attribution
 }
 
+// ClaimObserver is optional on a PodResolver: it is told about each claimed
+// dump once its writer evidence is taken, so it can refresh its pod list
+// while the pod surely still exists. It must not block.
+type ClaimObserver interface {
+	DumpClaimed(ev Evidence)
+}
+
 // NoResolver attributes nothing: node-level facts only.
 type NoResolver struct{}
 

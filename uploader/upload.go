@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"runtime"
 	"sync"
 
@@ -84,8 +85,17 @@ func (u *Uploader) Analyze(ctx context.Context, r io.ReaderAt, size int64) (Anal
 	defer u.bufs.Put(bp)
 	buf := *bp
 	blocks := (size + analyzeBlock - 1) / analyzeBlock
-	// Sample about 1 block in 32, at least 4 and at most 64 blocks.
+	// Sample about 1 block in 32, at least 4 and at most 64 blocks. The
+	// stride is odd and the start random, so data that repeats with a
+	// power-of-two period cannot fool the sample.
 	every := max(blocks/64, min(32, max(1, blocks/4)))
+	if every > 1 && every%2 == 0 {
+		every++
+	}
+	offset := int64(0)
+	if every > 1 {
+		offset = mathrand.Int64N(every)
+	}
 	var sampledIn, sampledOut int64
 	for i, off := int64(0), int64(0); off < size; i, off = i+1, off+analyzeBlock {
 		if i%64 == 0 && ctx.Err() != nil {
@@ -100,7 +110,7 @@ func (u *Uploader) Analyze(ctx context.Context, r io.ReaderAt, size int64) (Anal
 			return Analysis{}, fmt.Errorf("read at %d: %w", off, err)
 		}
 		h.Write(buf[:n])
-		if i%every == 0 {
+		if i%every == offset {
 			sampledIn += int64(n)
 			sampledOut += int64(u.c.sample(buf[:n]))
 		}

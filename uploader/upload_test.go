@@ -134,6 +134,9 @@ func TestAnalyze(t *testing.T) {
 		{"zeros", make([]byte, 5<<20+17), true},
 		{"mixed", mixed(t, 4<<20), true},
 		{"empty", nil, false},
+		// One random MiB every 4 MiB: a power-of-two stride would sample
+		// only the random blocks and send 75% zeros raw.
+		{"periodic", periodic(t, 128<<20, 4<<20), true},
 	} {
 		a, err := u.Analyze(context.Background(), bytes.NewReader(tc.data), int64(len(tc.data)))
 		if err != nil {
@@ -226,4 +229,12 @@ crashdump_store_operations_total{destination="default",operation="put",result="s
 	if err := testutil.GatherAndCompare(reg, bytes.NewBufferString(want), "crashdump_store_operations_total"); err != nil {
 		t.Error(err)
 	}
+}
+
+func periodic(t *testing.T, n, period int) []byte {
+	b := make([]byte, n)
+	for off := 0; off < n; off += period {
+		copy(b[off:], random(t, 1<<20))
+	}
+	return b
 }

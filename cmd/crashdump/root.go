@@ -52,6 +52,7 @@ name in upper snake case (--dump-dir is CRASHDUMP_DUMP_DIR). Flags win.`,
 		},
 	}
 	root.AddCommand(newAgentCmd(), newVersionCmd())
+	root.AddCommand(newGenDocsCmd()) // hidden: writes docs/configuration.md (make docs)
 	addRetrievalCommands(root)
 	return root
 }

@@ -143,6 +143,11 @@ func (c *Catalog) Fetch(ctx context.Context, d *Dump, w io.Writer, progress func
 	default:
 		return Fetched{}, &IntegrityError{Key: d.Key, Reason: "the zstd stream does not decode", Err: err}
 	}
+	if err := ctx.Err(); err != nil {
+		// Interrupted: a store whose reads ignore the context (a local
+		// file) may have run to the end, but the caller gave up.
+		return Fetched{}, fmt.Errorf("get %s: %w", d.Key, err)
+	}
 	f := Fetched{Size: n, StoredSize: cr.n.Load(), SHA256: hex.EncodeToString(h.Sum(nil)), Expected: exp}
 	if obj.Size > 0 && f.StoredSize != obj.Size {
 		return f, &IntegrityError{Key: d.Key, Reason: fmt.Sprintf("read %d bytes of a %d-byte object", f.StoredSize, obj.Size)}

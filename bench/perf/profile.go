@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/crashdump-io/crashdump/uploader"
+	"github.com/crashdump-io/crashdump/uploader/s3store"
+)
+
+type profileResult struct {
+	File     string  `json:"pprof_file"`
+	Bytes    int64   `json:"bytes"`
+	AnalyzeS float64 `json:"analyze_s"`
+	SendS    float64 `json:"send_s"`
+	HeadS    float64 `json:"head_s"`
+	// CPU seconds of this process (the upload path) and of MinIO.
+	CPUS      float64 `json:"cpu_s"`
+	MinIOCPUS float64 `json:"minio_cpu_s"`
+	Compress  bool    `json:"compressed"`
+	Stored    int64   `json:"stored_bytes"`
+	// Groups is the profile's time by what it is spent on (whole stacks
+	// classified), in % of the samples.
+	Groups []group `json:"groups"`
+	// Top is `go tool pprof -top` (flat, by function).
+	Top []string `json:"top"`
+	// Floor is the CPU the work itself costs, one core, no overlap lost.
+	Floor *cpuFloor `json:"cpu_floor,omitempty"`
+}
+
+// cpuFloor is what the unavoidable work on the core costs in CPU seconds on
+// one core of this machine, measured in this process one pass at a time:
+// reading the file from the page cache, SHA-256 (the object metadata needs
+// it), zstd SpeedFastest in 1 MiB frames, CRC32C of the compressed bytes,
+// and MinIO's CPU to store them (from the profiled upload). Divided by the
+// cores it is a lower bound of any upload's wall time that hashes and
+// compresses every byte on this machine.
+type cpuFloor struct {
+	ReadS      float64 `json:"read_s"`
+	SHA256S    float64 `json:"sha256_s"`
+	ZstdS      float64 `json:"zstd_fastest_s"`
+	CRC32CS    float64 `json:"crc32c_compressed_s"`
+	MinIOS     float64 `json:"minio_s"`
+	Cores      int     `json:"cores"`
+	WallFloorS float64 `json:"wall_floor_s"`
+}
+
+type group struct {
+	Name    string  `json:"name"`
+	Percent float64 `json:"percent"`
+}
+
+// runProfile runs the agent's upload code path on the core in this process,
+// exactly as the agent wires it (uploader.New with the defaults, s3store
+// with the agent's default part size, concurrency and buffer), under the CPU
+// profiler: Analyze (the SHA-256 pass and sampling), Send, Head.
+func runProfile(ctx context.Context, c config, srv *minio, in *inputs) (*profileResult, error) {
+	set := in.sets["core"]
+	p := set.path(set.Files[0])
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": accessKey, "AWS_SECRET_ACCESS_KEY": secretKey,
+		"AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull} {
+		os.Setenv(k, v)
+	}
+	const bucket = "bench-profile"
+	if err := srv.makeBucket(ctx, bucket); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The agent's defaults: --part-size 8MiB, --part-concurrency 4,
+	// --upload-buffer 32MiB, uploader.Options{}.
+	store, err := s3store.New(ctx, s3store.Config{Bucket: bucket, Endpoint: srv.endpoint, PartSize: s3store.DefaultPartSize,
+		Concurrency: 4, MaxBufferBytes: 32 << 20, UserAgent: "crashdump/bench"}, log)
+	if err != nil {
+		return nil, err
+	}
+	up, err := uploader.New(uploader.Options{})
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(c.work, "profile-core.pprof")
+	pf, err := os.Create(out)
+	if err != nil {
+		return nil, err
+	}
+	defer pf.Close()
+	syscall.Sync()
+	res := &profileResult{File: out, Bytes: st.Size()}
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	m0 := procCPU(srv.pid())
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	an, err := up.Analyze(ctx, f, st.Size())
+	if err != nil {
+		pprof.StopCPUProfile()
+		return nil, err
+	}
+	t1 := time.Now()
+	key := "core/" + filepath.Base(p)
+	if an.Compress {
+		key += ".zst"
+	}
+	obj, err := up.Send(ctx, store, key, f, st.Size(), an.Compress, uploader.PutOptions{
+		Metadata: map[string]string{uploader.MetaSHA256: an.SHA256, uploader.MetaOriginalSize: strconv.FormatInt(st.Size(), 10)},
+	})
+	if err != nil {
+		pprof.StopCPUProfile()
+		return nil, err
+	}
+	t2 := time.Now()
+	if _, err := store.Head(ctx, key); err != nil {
+		pprof.StopCPUProfile()
+		return nil, err
+	}
+	t3 := time.Now()
+	pprof.StopCPUProfile()
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	res.AnalyzeS, res.SendS, res.HeadS = t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), t3.Sub(t2).Seconds()
+	res.CPUS = time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()).Seconds()
+	res.MinIOCPUS = procCPU(srv.pid()) - m0
+	res.Compress, res.Stored = an.Compress, obj.Size
+	if err := srv.clear(ctx, bucket, ""); err != nil {
+		return nil, err
+	}
+	if err := pf.Close(); err != nil {
+		return nil, err
+	}
+	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=30", out).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof -top: %w", err)
+	}
+	traces, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-traces", out).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof -traces: %w", err)
+	}
+	res.Top, res.Groups = topLines(string(top)), classify(string(traces))
+	if res.Floor, err = measureFloor(f, st.Size(), res.Stored, res.MinIOCPUS); err != nil {
+		return nil, err
+	}
+	fmt.Printf("bench-perf: profile: analyze %.2fs, send %.2fs, head %.3fs; %.2f CPU s here, %.2f in MinIO (GOMAXPROCS %d); %s\n",
+		res.AnalyzeS, res.SendS, res.HeadS, res.CPUS, res.MinIOCPUS, runtime.GOMAXPROCS(0), out)
+	for _, g := range res.Groups {
+		fmt.Printf("bench-perf: profile: %5.1f%%  %s\n", g.Percent, g.Name)
+	}
+	fl := res.Floor
+	fmt.Printf("bench-perf: CPU floor on the core: read %.2fs + SHA-256 %.2fs + zstd %.2fs + CRC32C %.2fs + MinIO %.2fs = %.2f CPU s, / %d cores = %.2f s wall\n",
+		fl.ReadS, fl.SHA256S, fl.ZstdS, fl.CRC32CS, fl.MinIOS, fl.ReadS+fl.SHA256S+fl.ZstdS+fl.CRC32CS+fl.MinIOS, fl.Cores, fl.WallFloorS)
+	return res, nil
+}
+
+// threadCPU is the CPU time of the calling thread.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func measureFloor(f *os.File, size, stored int64, minio float64) (*cpuFloor, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	buf := make([]byte, 1<<20)
+	pass := func(fn func([]byte)) (float64, error) {
+		c0 := threadCPU()
+		for off := int64(0); off < size; off += int64(len(buf)) {
+			n := int(min(int64(len(buf)), size-off))
+			if _, err := f.ReadAt(buf[:n], off); err != nil && err != io.EOF {
+				return 0, err
+			}
+			fn(buf[:n])
+		}
+		return (threadCPU() - c0).Seconds(), nil
+	}
+	fl := &cpuFloor{MinIOS: minio, Cores: runtime.NumCPU()}
+	var err error
+	if fl.ReadS, err = pass(func([]byte) {}); err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	if fl.SHA256S, err = pass(func(b []byte) { h.Write(b) }); err != nil {
+		return nil, err
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(true), zstd.WithZeroFrames(true))
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	out := make([]byte, 0, 2<<20)
+	var compressed [][]byte
+	zs, err := pass(func(b []byte) {
+		out = enc.EncodeAll(b, out[:0])
+		if len(compressed) < 64 {
+			compressed = append(compressed, append([]byte(nil), out...))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	fl.ZstdS = zs - fl.ReadS
+	fl.SHA256S -= fl.ReadS
+	// CRC32C of the stored bytes, timed on a sample of compressed frames.
+	var sampled int
+	table := crc32.MakeTable(crc32.Castagnoli)
+	c0 := threadCPU()
+	for range 20 {
+		for _, c := range compressed {
+			crc32.Update(0, table, c)
+			sampled += len(c)
+		}
+	}
+	fl.CRC32CS = (threadCPU() - c0).Seconds() / float64(max(sampled, 1)) * float64(stored)
+	fl.WallFloorS = (fl.ReadS + fl.SHA256S + fl.ZstdS + fl.CRC32CS + fl.MinIOS) / float64(fl.Cores)
+	return fl, nil
+}
+
+// Where CPU time goes: every sampled stack is put in the first class whose
+// pattern matches one of its frames (so time the profiler charges to
+// runtime.asyncPreempt or memmove counts for the work it interrupted or
+// served).
+var classes = []struct{ name, re string }{
+	{"GC (background mark, sweep)", `^runtime\.(gcBgMarkWorker|bgsweep|bgscavenge)`},
+	{"SHA-256 (Analyze)", `sha256`},
+	{"compressibility sample (Analyze)", `\(\*compressor\)\.sample`},
+	{"file reads (Analyze)", `\(\*Uploader\)\.Analyze`},
+	{"zstd compression (Send)", `\(\*compressor\)\.compress\.func1|klauspost/compress`},
+	{"file reads (Send)", `\(\*compressor\)\.compress$|exactReaderAt|syscall\.Pread`},
+	{"CRC32C (part checksums)", `hash/crc32`},
+	{"HTTP: request bodies to the socket", `^net/http|^net\.|internal/poll|aws-sdk-go-v2|smithy-go`},
+	{"part buffers, pipe (s3store)", `s3store|^io\.`},
+}
+
+// classify reads `go tool pprof -traces` and sums sample time per class, in
+// % of all samples.
+func classify(traces string) []group {
+	res := make([]*regexp.Regexp, len(classes))
+	for i, c := range classes {
+		res[i] = regexp.MustCompile(c.re)
+	}
+	sums := map[string]float64{}
+	var total float64
+	for _, block := range strings.Split(traces, "-----------+") {
+		lines := strings.Split(block, "\n")
+		var v float64
+		var frames []string
+		for _, l := range lines {
+			l = strings.TrimSpace(l)
+			if l == "" || strings.HasPrefix(l, "---") {
+				continue
+			}
+			if v == 0 {
+				f := strings.Fields(l)
+				if len(f) < 2 {
+					continue
+				}
+				d, err := time.ParseDuration(f[0])
+				if err != nil {
+					continue
+				}
+				v = d.Seconds()
+				frames = append(frames, strings.TrimSuffix(strings.Join(f[1:], " "), " (inline)"))
+				continue
+			}
+			frames = append(frames, strings.TrimSuffix(l, " (inline)"))
+		}
+		if v == 0 {
+			continue
+		}
+		total += v
+		name := "other (runtime scheduler, timers, allocation)"
+	match:
+		for i, re := range res {
+			for _, fr := range frames {
+				if re.MatchString(fr) {
+					name = classes[i].name
+					break match
+				}
+			}
+		}
+		sums[name] += v
+	}
+	var gs []group
+	for n, v := range sums {
+		gs = append(gs, group{Name: n, Percent: 100 * v / total})
+	}
+	sort.Slice(gs, func(i, j int) bool { return gs[i].Percent > gs[j].Percent })
+	return gs
+}
+
+// topLines keeps the header and the first functions of `pprof -top`.
+func topLines(top string) []string {
+	var lines []string
+	for _, l := range strings.Split(top, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		lines = append(lines, l)
+		if len(lines) >= 40 {
+			break
+		}
+	}
+	return lines
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+)
+
+type results struct {
+	Date       string               `json:"date"`
+	DurationS  float64              `json:"duration_s"`
+	Machine    machine              `json:"machine"`
+	LoadBefore []float64            `json:"load_before"`
+	LoadAfter  []float64            `json:"load_after"`
+	Quiet      quiet                `json:"quiet_wait"`
+	Rounds     int                  `json:"rounds"`
+	AgentFlags []string             `json:"extra_agent_flags"`
+	Method     string               `json:"method"`
+	Inputs     map[string]*inputSet `json:"inputs"`
+	Scenarios  []*scenarioResult    `json:"scenarios"`
+	Latency    *latencyResult       `json:"latency,omitempty"`
+	Idle       *idleResult          `json:"idle,omitempty"`
+	Profile    *profileResult       `json:"profile,omitempty"`
+	Targets    []target             `json:"targets"`
+}
+
+// target is one line of issue 7's table.
+type target struct {
+	Name     string  `json:"name"`
+	Limit    float64 `json:"limit"`
+	Unit     string  `json:"unit"`
+	Measured float64 `json:"measured"`
+	Met      bool    `json:"met"`
+}
+
+const method = "Each upload scenario: the inputs are copied (holes preserved, fsynced, so in the page cache like a freshly written dump) " +
+	"into a fresh directory before the clock starts; the agent (--once, --pod-source none, --settle-time 1ms, no disk budget, " +
+	"no crash-loop limit, otherwise default flags) and mc cp (--recursive for many files) upload it to the same MinIO on 127.0.0.1, " +
+	"order alternating every round; objects are deleted after every run. Wall time: start to exit. CPU: user+system from wait4. " +
+	"Peak RSS: max of ru_maxrss and VmHWM sampled every 10 ms. MinIO CPU: its utime+stime over the run."
+
+func (r *results) scenario(name string) *scenarioResult {
+	for _, s := range r.Scenarios {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// evaluate fills the targets of issue 7 for what was measured.
+func (r *results) evaluate() {
+	r.Method = method
+	add := func(name string, limit, measured float64, unit string) {
+		r.Targets = append(r.Targets, target{Name: name, Limit: limit, Unit: unit, Measured: measured, Met: measured <= limit})
+	}
+	if s := r.scenario("core"); s != nil {
+		add("core: agent / mc cp wall time", 0.40, s.Ratio, "ratio")
+		add("core: bytes stored / raw", 0.16, s.StoredRatio, "ratio")
+	}
+	if s := r.scenario("random"); s != nil {
+		add("1 GiB random: agent / mc cp wall time", 1.05, s.Ratio, "ratio")
+	}
+	if s := r.scenario("many"); s != nil {
+		add("200 × 5 MiB: agent / mc cp --recursive wall time", 1.2, s.Ratio, "ratio")
+	}
+	if s := r.scenario("sparse"); s != nil {
+		add("4 GiB sparse dump: agent peak RSS", 64, float64(s.Agent.PeakRSS)/(1<<20), "MiB")
+	}
+	if r.Idle != nil {
+		add("idle: RSS (max over the window)", 30, float64(r.Idle.RSSMax)/(1<<20), "MiB")
+		add("idle: CPU", 0.2, r.Idle.CPUPercent, "% of one core")
+	}
+	if r.Latency != nil {
+		add("close → upload start beyond settle, p99", 150, r.Latency.CloseToUploadStart.P99, "ms")
+	}
+}
+
+func (r *results) allMet() bool {
+	for _, t := range r.Targets {
+		if !t.Met {
+			return false
+		}
+	}
+	return true
+}
+
+// render re-reads a results file and prints its Markdown (after a change of
+// the report, or to put an older run in the docs).
+func render(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	var r results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	for _, s := range r.Scenarios {
+		s.derive()
+	}
+	r.Targets = nil
+	r.evaluate()
+	return r.markdown(), nil
+}
+
+func (r *results) writeJSON(p string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p, append(b, '\n'), 0o644)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func loads(l []float64) string {
+	var s []string
+	for _, v := range l {
+		s = append(s, fmt.Sprintf("%.2f", v))
+	}
+	return strings.Join(s, " ")
+}
+
+// markdown renders the results for bench/results.md and docs/performance.md.
+func (r *results) markdown() string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "# crashdump upload benchmark (`make bench-perf`)\n\n")
+	fmt.Fprintf(&b, "%s, %d rounds, %.0f s. Machine: %s, %d cores, %.1f GiB RAM, kernel %s, %s; MinIO %s; mc %s; agent %s (tree %s). ",
+		r.Date, r.Rounds, r.DurationS, m.CPUModel, m.Cores, float64(m.MemTotal)/(1<<30), m.Kernel, m.GoVersion, m.MinIOVersion, m.MCVersion, m.AgentVersion, m.GitDescribe)
+	fmt.Fprintf(&b, "Inputs, MinIO data and agent state on %s (%s, %s). Load average before: %s; after: %s",
+		m.WorkFS.MountPoint, m.WorkFS.Device, m.WorkFS.Type, loads(r.LoadBefore), loads(r.LoadAfter))
+	if r.Quiet.MaxWaitS > 0 {
+		if r.Quiet.Reached {
+			fmt.Fprintf(&b, " (waited %.0f s for load < %.1f)", r.Quiet.WaitedS, r.Quiet.Threshold)
+		} else {
+			fmt.Fprintf(&b, " (**machine not quiet**: load stayed ≥ %.1f for %.0f s)", r.Quiet.Threshold, r.Quiet.WaitedS)
+		}
+	}
+	if len(r.AgentFlags) > 0 {
+		fmt.Fprintf(&b, ". Extra agent flags: `%s`", strings.Join(r.AgentFlags, " "))
+	}
+	b.WriteString(".\n\n")
+
+	if len(r.Scenarios) > 0 {
+		b.WriteString("| scenario | raw | agent (median) | mc cp (median) | agent / mc | paired | stored by agent | stored / raw | agent peak RSS (anon) | mc peak RSS | agent CPU s | mc CPU s | MinIO CPU s (agent / mc run) |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, s := range r.Scenarios {
+			raw := human(s.RawBytes)
+			if s.Files > 1 {
+				raw = fmt.Sprintf("%d × %s", s.Files, human(s.RawBytes/int64(s.Files)))
+			}
+			if s.DiskBytes < s.RawBytes/2 {
+				raw += fmt.Sprintf(" (%s data)", human(s.DiskBytes))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.2f s | %.2f s | **%.2f** | %.2f | %s | %.3f | %s | %s | %.2f | %.2f | %.2f / %.2f |\n",
+				s.Name, raw, s.Agent.MedianWallS, s.MC.MedianWallS, s.Ratio, s.PairedRatio, mib(s.Agent.StoredBytes), s.StoredRatio,
+				mib(s.Agent.PeakRSS)+" ("+mib(s.Agent.PeakAnon)+")", mib(s.MC.PeakRSS), s.Agent.MedianCPUS, s.MC.MedianCPUS, s.Agent.MedianMinIOCPUS, s.MC.MedianMinIOCPUS)
+		}
+		b.WriteString("\n\"agent / mc\" is the ratio of the medians; \"paired\" the median of the per-round ratios (each round's two runs are adjacent in time).\n\n")
+		for _, s := range r.Scenarios {
+			if s.Expert != nil {
+				fmt.Fprintf(&b, "Expert pipeline on the core, `zstd -1 -T%d | mc pipe`: median %.2f s = **%.2f** of mc cp, stored %s (%.3f of raw), CPU %.2f s, peak RSS %s.\n\n",
+					m.Cores, s.Expert.MedianWallS, s.ExpertRatio, mib(s.Expert.StoredBytes), float64(s.Expert.StoredBytes)/float64(s.RawBytes),
+					s.Expert.MedianCPUS, mib(s.Expert.PeakRSS))
+			}
+		}
+		b.WriteString("Per-round wall times (s), agent | mc:\n\n")
+		for _, s := range r.Scenarios {
+			fmt.Fprintf(&b, "- %s: %s | %s\n", s.Name, walls(s.Agent.Runs), walls(s.MC.Runs))
+		}
+		b.WriteString("\n")
+	}
+	if in, ok := r.Inputs["core"]; ok && in.Core != nil {
+		ci := in.Core
+		fmt.Fprintf(&b, "The core: %s, %s (helper RSS %s when dumped; %s). Compressed with `zstd -1`: %.3f of raw",
+			in.Description, human(in.raw()), mib(ci.HelperRSSBytes), ci.HelperReport, ci.Zstd1Ratio)
+		if ci.Zstd1S > 0 {
+			fmt.Fprintf(&b, " (%.2f s on %d threads)", ci.Zstd1S, m.Cores)
+		}
+		fmt.Fprintf(&b, "; klauspost SpeedFastest in independent 1 MiB frames (the agent's scheme): %.3f; as one stream: %.3f.\n\n",
+			ci.FastestFramesRatio, ci.FastestStreamRatio)
+	}
+	if l := r.Latency; l != nil {
+		fmt.Fprintf(&b, "Detection latency: %d dumps of %s written (8 writes 5 ms apart) and closed, one every %.1f s; agent --settle-time %.0f ms. Milliseconds, settle time subtracted:\n\n",
+			l.Dumps, human(l.SizeBytes), l.IntervalS, l.SettleS*1000)
+		b.WriteString("| measure | p50 | p90 | p99 | max |\n|---|---|---|---|---|\n")
+		for _, row := range []struct {
+			name string
+			d    dist
+		}{{"close → upload start", l.CloseToUploadStart}, {"close → verified object (+ manifest)", l.CloseToVerified},
+			{"create → claimed (not minus settle)", l.CreateToClaim}, {"upload duration (Send + Head + manifest)", l.UploadDuration}} {
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %.0f |\n", row.name, row.d.P50, row.d.P90, row.d.P99, row.d.Max)
+		}
+		fmt.Fprintf(&b, "\nAgent over the latency run: peak RSS %s, %.2f CPU s.\n\n", mib(l.AgentPeakRSS), l.AgentCPUS)
+	}
+	if i := r.Idle; i != nil {
+		fmt.Fprintf(&b, "Idle footprint: agent watching %d directories (%d watches) for %.0f s after %.0f s of warm-up: RSS max %s (end %s = %s anonymous + %s file pages of the executable; lifetime VmHWM %s; Go heap in use %s, Go sys %s); CPU %.3f%% of one core (%.2f s; schedstat: %.3f%%); %d periodic rescan(s) in the window.\n\n",
+			i.Dirs, i.Watched, i.DurationS, i.WarmupS, mib(i.RSSMax), mib(i.RSSEnd), mib(i.AnonEnd), mib(i.FileEnd), mib(i.HWM),
+			mib(int64(i.GoHeapInuse)), mib(int64(i.GoSys)), i.CPUPercent, i.CPUSeconds, i.SchedCPUPercent, i.Rescans)
+	}
+	if p := r.Profile; p != nil {
+		fmt.Fprintf(&b, "Profile of the upload path on the core (in-process, agent defaults): Analyze %.2f s, Send %.2f s, Head %.3f s; %.2f CPU s in the upload path, %.2f in MinIO. CPU by activity (whole stacks classified):",
+			p.AnalyzeS, p.SendS, p.HeadS, p.CPUS, p.MinIOCPUS)
+		for _, g := range p.Groups {
+			fmt.Fprintf(&b, " %s %.1f%%;", g.Name, g.Percent)
+		}
+		fmt.Fprintf(&b, " (`go tool pprof -top %s`).\n\n", p.File)
+		if fl := p.Floor; fl != nil {
+			fmt.Fprintf(&b, "CPU floor of the core on this machine (one pass each, one core): read %.2f s + SHA-256 %.2f s + zstd SpeedFastest %.2f s + CRC32C %.2f s + MinIO storing the result %.2f s = %.2f CPU s; on %d cores no upload that hashes and compresses every byte can take less than **%.2f s**",
+				fl.ReadS, fl.SHA256S, fl.ZstdS, fl.CRC32CS, fl.MinIOS, fl.ReadS+fl.SHA256S+fl.ZstdS+fl.CRC32CS+fl.MinIOS, fl.Cores, fl.WallFloorS)
+			if s := r.scenario("core"); s != nil && s.MC.MedianWallS > 0 {
+				fmt.Fprintf(&b, ", which is %.2f of this run's median mc cp", fl.WallFloorS/s.MC.MedianWallS)
+			}
+			b.WriteString(".\n\n")
+		}
+	}
+	if len(r.Targets) > 0 {
+		b.WriteString("| target (issue 7) | limit | measured | |\n|---|---|---|---|\n")
+		for _, t := range r.Targets {
+			mark := "met"
+			if !t.Met {
+				mark = "**missed**"
+			}
+			fmt.Fprintf(&b, "| %s | ≤ %g %s | %.3g %s | %s |\n", t.Name, t.Limit, t.Unit, t.Measured, t.Unit, mark)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func walls(us []usage) string {
+	var s []string
+	for _, u := range us {
+		s = append(s, fmt.Sprintf("%.2f", u.WallS))
+	}
+	return strings.Join(s, " ")
+}

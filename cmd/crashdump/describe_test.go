@@ -1,0 +1,122 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crashdump-io/crashdump/uploader/manifest"
+)
+
+// field finds "Label:   value" in describe's output (at any indentation).
+func field(out, label string) string {
+	re := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(label) + `:\s+(.*)$`)
+	m := re.FindStringSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return strings.TrimSpace(m[1])
+}
+
+// section returns the indented lines under a top-level "Title:" line.
+func section(out, title string) string {
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case l == title+":":
+			in = true
+		case in && strings.HasPrefix(l, " "):
+			b.WriteString(l + "\n")
+		default:
+			in = false
+		}
+	}
+	return b.String()
+}
+
+func testDescribe(t *testing.T, w *world) {
+	dn := w.dumps["dotnet"]
+	m := dn.Manifest
+	r := w.cli(t, "describe", dn.ShortID)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	out := r.stdout
+	checks := []struct{ label, want string }{
+		{"ID", m.ID},
+		{"Key", dn.Key},
+		{"URL", m.Object.URL},
+		{"Node", "node-a"},
+		{"Kind", "elf-core"},
+		{"Namespace", "prod"},
+		{"Container", "api (containerd://4b1d)"},
+		{"Image", "registry.example/shop/api:1.4.2"},
+		{"Owner", "ReplicaSet/api-7d9f8c6b5"},
+		{"Restarts", "3"},
+		{"Labels", "app=api"},
+		{"Correlation", "path"},
+		{"Exception", "System.Exception (HRESULT 0x80131500)"},
+		{"Runtime", "8.0.1125.51716 @Commit: 3e4d1f4a8b2c"},
+		{"Executable", "/usr/bin/sleep"},
+		{"Compression", "zstd"},
+		{"SHA-256", m.File.SHA256},
+		{"Open with", "crashdump get " + dn.ShortID + " && dotnet-dump analyze " + localName(dn)},
+	}
+	for _, c := range checks {
+		if got := field(out, c.label); got != c.want {
+			t.Errorf("%s: %q, want %q", c.label, got, c.want)
+		}
+	}
+	if got := field(section(out, "Pod"), "Name"); got != "api-1" {
+		t.Errorf("Pod name %q, want api-1", got)
+	}
+	if got := field(section(out, "File"), "Name"); got != "coredump.1.dmp" {
+		t.Errorf("File name %q, want coredump.1.dmp", got)
+	}
+	if !strings.HasPrefix(field(out, "Collected"), m.CollectedAt.UTC().Format(time.RFC3339)) {
+		t.Errorf("Collected: %q", field(out, "Collected"))
+	}
+	for _, want := range []string{
+		"Crashed thread 0x1a2b, top frames:",
+		"#0  CrashApp.dll!Program.<Main>$(System.String[]) + IL 0x10",
+		"#1  libc.so.6!abort",
+		"ELF core:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe output lacks %q:\n%s", want, out)
+		}
+	}
+	if w.srv != nil && !strings.HasPrefix(m.Object.URL, "s3://"+testBucket+"/cluster-a/prod/api-1/") {
+		t.Errorf("object URL %q", m.Object.URL)
+	}
+
+	t.Run("json is the manifest", func(t *testing.T) {
+		r := w.cli(t, "describe", dn.Key, "-o", "json")
+		got, err := manifest.Unmarshal([]byte(r.stdout))
+		if err != nil || got.ID != m.ID || got.Object.Key != dn.Key {
+			t.Fatalf("describe -o json: %v %+v", err, got)
+		}
+	})
+	t.Run("by URL", func(t *testing.T) {
+		r := w.cli(t, "describe", m.Object.URL)
+		if r.code != 0 || field(r.stdout, "ID") != m.ID {
+			t.Fatalf("describe %s: exit %d %s", m.Object.URL, r.code, r.stderr)
+		}
+	})
+	t.Run("unattributed raw dump", func(t *testing.T) {
+		u := w.dumps["unknown"]
+		r := w.cli(t, "describe", u.ShortID)
+		if field(r.stdout, "Pod") != "not attributed" || !strings.HasPrefix(field(r.stdout, "Correlation"), "none") ||
+			field(r.stdout, "Compression") != "none" || field(r.stdout, "Fetch with") != "crashdump get "+u.ShortID {
+			t.Errorf("describe unattributed:\n%s", r.stdout)
+		}
+	})
+	t.Run("not found", func(t *testing.T) {
+		r := w.cli(t, "describe", "ffffffff")
+		if r.code != 1 || !strings.Contains(r.stderr, `no dump matches "ffffffff"`) {
+			t.Errorf("exit %d, %s", r.code, r.stderr)
+		}
+	})
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/crashdump-io/crashdump/uploader/catalog"
+	"github.com/crashdump-io/crashdump/uploader/manifest"
+)
+
+// dirNames lists a directory, hidden files (partial downloads) included.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func testGet(t *testing.T, w *world) {
+	tests := []struct {
+		name     string
+		dump     string
+		out      string // -o; "" for the default name, "." for a directory
+		wantOpen string // in the printed command
+	}{
+		{"zstd ELF core with crash report", "dotnet", "crash.dmp", "dotnet-dump analyze "},
+		{"raw random bytes", "raw", "", ""},
+		{"zstd multi-frame, into a directory", "frames", ".", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := w.dumps[tt.dump]
+			dir := t.TempDir()
+			args := []string{"get", d.ShortID}
+			want := filepath.Join(dir, localName(d))
+			switch tt.out {
+			case "":
+				t.Chdir(dir)
+				want = localName(d)
+			case ".":
+				args = append(args, "-o", dir)
+			default:
+				want = filepath.Join(dir, tt.out)
+				args = append(args, "-o", want)
+			}
+			r := w.cli(t, args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			got, err := os.ReadFile(want)
+			if err != nil {
+				t.Fatalf("%v (dir holds %v)", err, dirNames(t, dir))
+			}
+			if !bytes.Equal(got, w.originals[tt.dump]) {
+				t.Fatalf("fetched %d bytes differ from the %d the agent collected", len(got), len(w.originals[tt.dump]))
+			}
+			if names := dirNames(t, dir); len(names) != 1 {
+				t.Errorf("directory holds %v, want only the dump", names)
+			}
+			if st, err := os.Stat(want); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("mode %v, want 0600 (dumps hold secrets)", st.Mode())
+			}
+			if !strings.Contains(r.stderr, "SHA-256 verified against the manifest") || !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr: %s", r.stderr)
+			}
+			if tt.wantOpen != "" && !strings.Contains(r.stderr, tt.wantOpen+want) {
+				t.Errorf("stderr lacks %q: %s", tt.wantOpen+want, r.stderr)
+			}
+			if strings.Contains(r.stderr, "%") {
+				t.Errorf("a progress bar was drawn on a non-terminal: %q", r.stderr)
+			}
+		})
+	}
+
+	t.Run("stdout", func(t *testing.T) {
+		d := w.dumps["frames"]
+		r := w.cli(t, "get", d.ShortID, "-o", "-")
+		if r.code != 0 || r.stdout != string(w.originals["frames"]) {
+			t.Fatalf("exit %d, %d bytes on stdout, want %d: %s", r.code, len(r.stdout), len(w.originals["frames"]), r.stderr)
+		}
+	})
+
+	t.Run("no overwrite without --force", func(t *testing.T) {
+		d := w.dumps["raw"]
+		out := filepath.Join(t.TempDir(), "dump")
+		if err := os.WriteFile(out, []byte("precious"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := w.cli(t, "get", d.ShortID, "-o", out)
+		if b, _ := os.ReadFile(out); r.code != 1 || string(b) != "precious" || !strings.Contains(r.stderr, "--force") {
+			t.Fatalf("exit %d, file %q: %s", r.code, b, r.stderr)
+		}
+		r = w.cli(t, "get", d.ShortID, "-o", out, "--force", "--progress", "always")
+		if b, _ := os.ReadFile(out); r.code != 0 || !bytes.Equal(b, w.originals["raw"]) {
+			t.Fatalf("--force: exit %d: %s", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "100%") || !strings.Contains(r.stderr, "/s") {
+			t.Errorf("--progress always drew no bar: %q", r.stderr)
+		}
+		if names := dirNames(t, filepath.Dir(out)); strings.Join(names, ",") != "dump" {
+			t.Errorf("directory holds %v", names)
+		}
+	})
+}
+
+// testIDs: abbreviated IDs resolve when unambiguous; a short ID shared by
+// two dumps (an 8-hex collision, made here by copying a dump) is an error
+// listing both, resolved by more digits or a narrower scope.
+func testIDs(t *testing.T, w *world) {
+	var all []string
+	for _, d := range w.dumps {
+		all = append(all, d.Manifest.ID)
+	}
+	raw := w.dumps["raw"]
+	t.Run("shortest unique prefix", func(t *testing.T) {
+		p := uniquePrefix(all, raw.Manifest.ID)
+		out := filepath.Join(t.TempDir(), "d")
+		r := w.cli(t, "get", p, "-o", out)
+		if b, _ := os.ReadFile(out); r.code != 0 || !bytes.Equal(b, w.originals["raw"]) {
+			t.Fatalf("get %s: exit %d: %s", p, r.code, r.stderr)
+		}
+	})
+
+	// A second dump with the same short ID in another pod.
+	twinID := raw.Manifest.ID[:8] + strings.Repeat("0", 24)
+	twinKey := strings.Replace(raw.Key, "prod/api-2/", "prod/api-3/", 1)
+	if twinKey == raw.Key {
+		t.Fatalf("could not derive a twin key from %s", raw.Key)
+	}
+	twin := *raw.Manifest
+	twinPod := *twin.Pod
+	twinPod.Name = "api-3"
+	twin.ID, twin.Pod, twin.Object.Key = twinID, &twinPod, twinKey
+	body, err := manifest.Marshal(&twin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.overwrite(t, twinKey, w.stored(t, raw.Key))
+	w.overwrite(t, twinKey+".json", body)
+
+	t.Run("ambiguous", func(t *testing.T) {
+		for _, cmd := range []string{"get", "describe"} {
+			r := w.cli(t, cmd, raw.ShortID)
+			if r.code != 1 || !strings.Contains(r.stderr, "ambiguous") || !strings.Contains(r.stderr, raw.Key) || !strings.Contains(r.stderr, twinKey) {
+				t.Errorf("%s %s: exit %d, want an ambiguity listing both keys: %s", cmd, raw.ShortID, r.code, r.stderr)
+			}
+		}
+	})
+	t.Run("more digits", func(t *testing.T) {
+		r := w.cli(t, "describe", raw.Manifest.ID[:16])
+		if r.code != 0 || field(r.stdout, "ID") != raw.Manifest.ID {
+			t.Errorf("describe %s: exit %d: %s", raw.Manifest.ID[:16], r.code, r.stderr)
+		}
+		r = w.cli(t, "describe", twinID[:12])
+		if r.code != 0 || field(r.stdout, "ID") != twinID || field(section(r.stdout, "Pod"), "Name") != "api-3" {
+			t.Errorf("describe %s: exit %d: %s%s", twinID[:12], r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("narrower scope", func(t *testing.T) {
+		r := w.cli(t, "describe", raw.ShortID, "-n", "prod", "--pod", "api-2")
+		if r.code != 0 || field(r.stdout, "ID") != raw.Manifest.ID {
+			t.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+	})
+	t.Run("key", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "d")
+		r := w.cli(t, "get", twinKey, "-o", out)
+		if b, _ := os.ReadFile(out); r.code != 0 || !bytes.Equal(b, w.originals["raw"]) {
+			t.Errorf("get %s: exit %d: %s", twinKey, r.code, r.stderr)
+		}
+	})
+}
+
+// uniquePrefix is the shortest prefix (at least 4 digits) of id that no
+// other ID shares.
+func uniquePrefix(ids []string, id string) string {
+	for n := catalog.MinIDLength; n < len(id); n++ {
+		shared := false
+		for _, o := range ids {
+			if o != id && strings.HasPrefix(o, id[:n]) {
+				shared = true
+			}
+		}
+		if !shared {
+			return id[:n]
+		}
+	}
+	return id
+}
+
+// testCorrupt: a stored object whose bytes changed makes get fail loudly
+// with exit status 3 and leave nothing behind, compressed or not.
+func testCorrupt(t *testing.T, w *world) {
+	tests := []struct {
+		dump    string
+		wantErr string
+	}{
+		{"late", "the zstd stream does not decode"},
+		{"unknown", "SHA-256 mismatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dump, func(t *testing.T) {
+			d := w.dumps[tt.dump]
+			b := w.stored(t, d.Key)
+			b[len(b)/2] ^= 0xff
+			w.overwrite(t, d.Key, b)
+
+			dir := t.TempDir()
+			r := w.cli(t, "get", d.ShortID, "-o", filepath.Join(dir, "dump"))
+			if r.code != exitIntegrity {
+				t.Errorf("exit %d, want %d", r.code, exitIntegrity)
+			}
+			for _, want := range []string{tt.wantErr, "corrupt", "nothing was saved", d.Key} {
+				if !strings.Contains(r.stderr, want) {
+					t.Errorf("stderr lacks %q: %s", want, r.stderr)
+				}
+			}
+			if names := dirNames(t, dir); len(names) != 0 {
+				t.Errorf("left behind %v", names)
+			}
+			r = w.cli(t, "get", d.ShortID, "-o", "-")
+			if r.code != exitIntegrity || !strings.Contains(r.stderr, "NOT the dump") {
+				t.Errorf("-o -: exit %d: %s", r.code, r.stderr)
+			}
+		})
+	}
+}
+
+func TestRenderProgress(t *testing.T) {
+	tests := []struct {
+		n, total int64
+		rate     float64
+		want     []string
+	}{
+		{50 << 20, 100 << 20, 10 << 20, []string{"[", "50%", "50.0MiB/100MiB", "10.0MiB/s", "ETA 5s"}},
+		{100 << 20, 100 << 20, 10 << 20, []string{"100%", "100MiB/100MiB"}},
+		{5 << 20, -1, 1 << 20, []string{"5.0MiB", "1.0MiB/s"}},
+	}
+	for _, tt := range tests {
+		got := renderProgress(tt.n, tt.total, tt.rate, 80)
+		if len(got) > 80 {
+			t.Errorf("%q is wider than 80", got)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("renderProgress(%d, %d) = %q, lacks %q", tt.n, tt.total, got, w)
+			}
+		}
+	}
+	if got := renderProgress(100<<20, 100<<20, 1, 80); strings.Contains(got, "ETA") {
+		t.Errorf("finished bar shows an ETA: %q", got)
+	}
+}
+
+func TestOpenCommand(t *testing.T) {
+	core := func(exe, args string) *manifest.Core { return &manifest.Core{Exe: exe, Args: args} }
+	tests := []struct {
+		name string
+		m    *manifest.Manifest
+		want string
+	}{
+		{"no manifest", nil, ""},
+		{"crash report", &manifest.Manifest{Kind: "elf-core", CrashReport: &manifest.CrashReport{}}, "dotnet-dump analyze f.dmp"},
+		{"dotnet host", &manifest.Manifest{Kind: "elf-core", Core: core("/usr/share/dotnet/dotnet", "dotnet app.dll")}, "dotnet-dump analyze f.dmp"},
+		{"apphost with dll args", &manifest.Manifest{Kind: "elf-core", Core: core("/app/Api", "/app/Api /app/Api.dll")}, "dotnet-dump analyze f.dmp"},
+		{"native core", &manifest.Manifest{Kind: "elf-core", Core: core("/usr/bin/sleep", "sleep 3600")}, "gdb /usr/bin/sleep f.dmp"},
+		{"core, exe from process", &manifest.Manifest{Kind: "elf-core", Process: &manifest.Process{Exe: "/bin/app"}}, "gdb /bin/app f.dmp"},
+		{"core, exe unknown", &manifest.Manifest{Kind: "elf-core"}, "gdb -c f.dmp"},
+		{"minidump", &manifest.Manifest{Kind: "minidump"}, "dotnet-dump analyze f.dmp"},
+		{"hprof", &manifest.Manifest{Kind: "hprof"}, "jvisualvm --openfile f.dmp"},
+		{"unknown", &manifest.Manifest{Kind: "unknown"}, ""},
+	}
+	for _, tt := range tests {
+		if got := openCommand(tt.m, "f.dmp").command; got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if got := openCommand(&manifest.Manifest{Kind: "elf-core"}, "my dump's.core").command; got != `gdb -c 'my dump'\''s.core'` {
+		t.Errorf("quoting: %s", got)
+	}
+}
+
+func TestLocalName(t *testing.T) {
+	k := "p/ns/pod/20260102T101500Z_c_deadbeef_core.1"
+	tests := []struct {
+		d    catalog.Dump
+		want string
+	}{
+		{catalog.Dump{Key: k + ".zst", KeyInfo: catalog.KeyInfo{Compressed: true}}, "20260102T101500Z_c_deadbeef_core.1"},
+		{catalog.Dump{Key: k}, "20260102T101500Z_c_deadbeef_core.1"},
+		// A dump whose own name ends in .zst, stored raw.
+		{catalog.Dump{Key: k + ".zst", KeyInfo: catalog.KeyInfo{Compressed: true},
+			Manifest: &manifest.Manifest{Object: manifest.Object{Compression: manifest.CompressionNone}}}, "20260102T101500Z_c_deadbeef_core.1.zst"},
+	}
+	for _, tt := range tests {
+		if got := localName(&tt.d); got != tt.want {
+			t.Errorf("localName(%s) = %s, want %s", tt.d.Key, got, tt.want)
+		}
+	}
+}

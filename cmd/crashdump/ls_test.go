@@ -1,0 +1,189 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crashdump-io/crashdump/uploader/catalog"
+)
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// rows returns the table's data rows, split into columns.
+func rows(t *testing.T, out string, headers bool) [][]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if out == "" {
+		return nil
+	}
+	if headers {
+		if !strings.HasPrefix(lines[0], "TIME ") {
+			t.Fatalf("no header line:\n%s", out)
+		}
+		lines = lines[1:]
+	}
+	var out2 [][]string
+	for _, l := range lines {
+		out2 = append(out2, strings.Fields(l))
+	}
+	return out2
+}
+
+// ids returns the ID column (the last) of rows, in order.
+func ids(rs [][]string) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r[len(r)-1])
+	}
+	return out
+}
+
+func short(d *catalog.Dump) string { return d.ShortID }
+
+// newestFirst orders dumps as ls does: by key time, newest first, then by
+// key (dumps collected in the same second).
+func newestFirst(ds []*catalog.Dump) []*catalog.Dump {
+	out := slices.Clone(ds)
+	slices.SortStableFunc(out, func(a, b *catalog.Dump) int {
+		if c := b.Time.Compare(a.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Key, a.Key)
+	})
+	return out
+}
+
+func testLs(t *testing.T, w *world) {
+	d := w.dumps
+	tests := []struct {
+		name string
+		args []string
+		want []*catalog.Dump // in order, newest first
+		// manifests: how many manifests the run may read (-1: unchecked)
+		manifests int
+	}{
+		{"namespace reads only its manifests", []string{"-n", "prod"}, []*catalog.Dump{d["late"], d["raw"], d["dotnet"]}, 3},
+		{"pod", []string{"-n", "prod", "--pod", "api-2"}, []*catalog.Dump{d["raw"]}, 1},
+		{"all namespaces", []string{"-A"}, []*catalog.Dump{d["late"], d["unknown"], d["frames"], d["raw"], d["dotnet"]}, 5},
+		{"no -n as crashdump: all namespaces", nil, []*catalog.Dump{d["late"], d["unknown"], d["frames"], d["raw"], d["dotnet"]}, 5},
+		{"since a time between the batches", []string{"-A", "--since", w.since.Format(time.RFC3339)}, []*catalog.Dump{d["late"]}, 1},
+		{"until the first batch", []string{"-A", "--until", w.t1.Format(time.RFC3339)}, []*catalog.Dump{d["unknown"], d["frames"], d["raw"], d["dotnet"]}, 4},
+		{"since a duration", []string{"-A", "--since", "1h"}, []*catalog.Dump{d["late"], d["unknown"], d["frames"], d["raw"], d["dotnet"]}, 5},
+		{"since nothing", []string{"-A", "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, nil, 0},
+		{"container from the key", []string{"-n", "prod", "--container", "worker"}, []*catalog.Dump{d["late"]}, 1},
+		{"node from the manifests", []string{"-A", "--node", "node-b"}, []*catalog.Dump{d["late"]}, 5},
+		{"unattributed", []string{"-n", "_unknown"}, []*catalog.Dump{d["unknown"]}, 1},
+		{"limit", []string{"-A", "--limit", "2"}, newestFirst([]*catalog.Dump{d["late"], d["unknown"], d["frames"], d["raw"], d["dotnet"]})[:2], 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := w.cli(t, append([]string{"ls", "-v"}, tt.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			var want []string
+			for _, d := range newestFirst(tt.want) {
+				want = append(want, short(d))
+			}
+			if len(tt.want) == 0 {
+				if r.stdout != "" || !strings.Contains(r.stderr, "No dumps found") {
+					t.Errorf("stdout %q, stderr %q; want nothing and a note", r.stdout, r.stderr)
+				}
+			} else if got := ids(rows(t, r.stdout, true)); strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("IDs %v, want %v\n%s", got, want, r.stdout)
+			}
+			if tt.manifests >= 0 && !strings.Contains(r.stderr, " "+strconv.Itoa(tt.manifests)+" manifests read") {
+				t.Errorf("want %d manifests read; stderr:\n%s", tt.manifests, r.stderr)
+			}
+		})
+	}
+
+	t.Run("columns", func(t *testing.T) {
+		r := w.cli(t, "ls", "-n", "prod", "--pod", "api-1")
+		rs := rows(t, r.stdout, true)
+		if len(rs) != 2 {
+			t.Fatalf("rows %v", rs)
+		}
+		dn := d["dotnet"]
+		want := []string{dn.Time.UTC().Format(tableTime), "prod", "api-1", "api", "node-a",
+			humanBytes(dn.Manifest.File.Size), humanBytes(dn.StoredSize), "System.Exception", dn.ShortID}
+		if got := strings.Join(rs[1], " "); got != strings.Join(want, " ") {
+			t.Errorf("row\n  %s\nwant\n  %s", got, strings.Join(want, " "))
+		}
+		if rs[0][4] != "node-b" || rs[0][3] != "worker" || rs[0][7] != "-" {
+			t.Errorf("late row %v: want node-b, container worker, no exception", rs[0])
+		}
+	})
+
+	t.Run("no headers", func(t *testing.T) {
+		r := w.cli(t, "ls", "-A", "--no-headers")
+		if strings.Contains(r.stdout, "TIME") || len(rows(t, r.stdout, false)) != 5 {
+			t.Errorf("--no-headers output:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("wide", func(t *testing.T) {
+		r := w.cli(t, "ls", "-n", "staging", "-o", "wide")
+		rs := rows(t, r.stdout, true)
+		fr := d["frames"]
+		if len(rs) != 1 || !strings.Contains(r.stdout, fr.Manifest.ID) || !strings.Contains(r.stdout, fr.Key) || !strings.Contains(r.stdout, "CORRELATION") {
+			t.Errorf("wide output lacks the full ID, the key or the columns:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("json", func(t *testing.T) {
+		r := w.cli(t, "ls", "-A", "-o", "json")
+		var items []lsItem
+		if err := json.Unmarshal([]byte(r.stdout), &items); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+		}
+		if len(items) != 5 {
+			t.Fatalf("%d items, want 5", len(items))
+		}
+		byID := map[string]lsItem{}
+		for _, it := range items {
+			byID[it.ID] = it
+		}
+		dn := d["dotnet"]
+		it, ok := byID[dn.Manifest.ID]
+		if !ok {
+			t.Fatalf("no item with ID %s", dn.Manifest.ID)
+		}
+		if it.Exception != "System.Exception" || it.Size != dn.Manifest.File.Size || it.StoredSize != dn.StoredSize ||
+			it.Namespace != "prod" || it.Pod != "api-1" || it.Node != "node-a" || it.Manifest == nil ||
+			it.Manifest.Pod.Image != apiPod().Image || it.URL != dn.Manifest.Object.URL || it.FileName != "coredump.1.dmp" {
+			t.Errorf("item %+v", it)
+		}
+		r = w.cli(t, "ls", "-n", "nope", "-o", "json")
+		if strings.TrimSpace(r.stdout) != "[]" {
+			t.Errorf("empty JSON listing = %q, want []", r.stdout)
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"ls", "-A", "-n", "prod"},
+			{"ls", "-o", "yaml"},
+			{"ls", "--since", "yesterday"},
+			{"ls", "extra-arg"},
+		} {
+			r := w.cli(t, args...)
+			if r.code == 0 || r.stderr == "" {
+				t.Errorf("%v: exit %d, stderr %q; want an error", args, r.code, r.stderr)
+			}
+		}
+		r := runCLI(t, "crashdump", "ls", "--store", "file:///does/not/exist")
+		if r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
+			t.Errorf("missing store directory: exit %d, %s", r.code, r.stderr)
+		}
+	})
+}

@@ -1,0 +1,37 @@
+# test/e2e/e2e.mk: the end-to-end targets, included by the root Makefile.
+# They need root (they start containerd and a kubelet); see test/e2e/README.md.
+#
+#   make e2e          build the agent (static), then test/e2e/run.sh: install, build, bring up
+#                     a real single-node Kubernetes on 127.0.0.1, run the scenarios, tear down,
+#                     verify the host is clean, print a timing summary
+#   make e2e-up       the same up to a running cluster (debugging); then e2e-test, e2e-status, e2e-down
+#   make e2e-unit     unit tests of the harness's own programs (no root, no cluster)
+
+E2E_RUN_SH := $(CURDIR)/test/e2e/run.sh
+# The agent image is built from the same static binary `make build` produces,
+# and the MinIO server is the one `make tools` installs (same pinned version).
+E2E_AGENT_BINARY ?= $(BIN)/crashdump
+E2E_ENV = E2E_AGENT_BINARY=$(E2E_AGENT_BINARY) E2E_MINIO_BIN=$(BIN)/minio E2E_MINIO_VERSION=$(MINIO_VERSION)
+
+.PHONY: e2e e2e-up e2e-test e2e-status e2e-down e2e-clean e2e-unit
+
+e2e: build $(BIN)/.minio-$(MINIO_VERSION)
+	$(E2E_ENV) $(E2E_RUN_SH) all
+
+e2e-up: build $(BIN)/.minio-$(MINIO_VERSION)
+	$(E2E_ENV) $(E2E_RUN_SH) up
+
+e2e-test:
+	$(E2E_RUN_SH) test
+
+e2e-status:
+	$(E2E_RUN_SH) status
+
+e2e-down:
+	$(E2E_RUN_SH) down
+
+e2e-clean:
+	$(E2E_RUN_SH) clean
+
+e2e-unit:
+	cd test/e2e && $(GO) vet ./... && $(GO) vet -tags e2e . && $(GO) test -count=1 ./cmd/...
