@@ -11,13 +11,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/crashdump-io/crashdump/collector"
 	"github.com/crashdump-io/crashdump/collector/events"
 	"github.com/crashdump-io/crashdump/collector/identify"
+	"github.com/crashdump-io/crashdump/collector/kubeapi"
 	"github.com/crashdump-io/crashdump/collector/pods"
 )
 
@@ -77,13 +77,13 @@ func newAttribution(ctx context.Context, a attributionFlags, node string, log *s
 	}
 
 	// The API server connection serves --pod-source apiserver and events.
-	var kube kubernetes.Interface
+	var kube *kubeapi.Client
 	rc, err := apiServerConfig(a.kubeconfig)
 	switch {
 	case err != nil:
 		return nil, err
 	case rc != nil:
-		if kube, err = kubernetes.NewForConfig(rc); err != nil {
+		if kube, err = kubeapi.New(rc); err != nil {
 			return nil, fmt.Errorf("API server client: %w", err)
 		}
 	}
@@ -148,7 +148,7 @@ func newAttribution(ctx context.Context, a attributionFlags, node string, log *s
 		out.notifier = collector.NopNotifier{}
 		log.Warn("Kubernetes events disabled: no API server connection (not running in a cluster and no --kubeconfig)")
 	default:
-		n := events.New(kube.EventsV1(), events.Options{Node: node, QPS: a.eventsQPS, Burst: int(10*a.eventsQPS) + 1}, log, reg)
+		n := events.New(kube, events.Options{Node: node, QPS: a.eventsQPS, Burst: int(10*a.eventsQPS) + 1}, log, reg)
 		out.notifier = n
 		closers = append(closers, func() { n.Close(eventsGrace) })
 	}

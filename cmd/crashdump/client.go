@@ -20,7 +20,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/crashdump-io/crashdump/uploader/catalog"
 	"github.com/crashdump-io/crashdump/uploader/s3store"
@@ -40,7 +39,7 @@ type clientOptions struct {
 
 	// kube holds the kubectl connection flags (--kubeconfig, --context,
 	// -n/--namespace and the rarely needed rest, hidden from help).
-	kube *genericclioptions.ConfigFlags
+	kube *kubeFlags
 	// flags is the command's flag set, to tell given flags from defaults.
 	flags *pflag.FlagSet
 }
@@ -52,7 +51,7 @@ func visibleKubeFlag(name string) bool {
 }
 
 func newClientOptions(mode cliMode, cmd *cobra.Command, nsUsage string) *clientOptions {
-	o := &clientOptions{mode: mode, kube: genericclioptions.NewConfigFlags(false), flags: cmd.Flags()}
+	o := &clientOptions{mode: mode, kube: &kubeFlags{}, flags: cmd.Flags()}
 	fs := cmd.Flags()
 	fs.StringVar(&o.store, "store", "", "where dumps are: s3://bucket/prefix or file:///path (default: the "+clientConfigMap+" ConfigMap of the cluster)")
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "custom S3 endpoint such as MinIO (implies path-style addressing); empty for AWS")
@@ -60,7 +59,7 @@ func newClientOptions(mode cliMode, cmd *cobra.Command, nsUsage string) *clientO
 	fs.StringVar(&o.agentNamespace, "agent-namespace", "crashdump", "namespace of the crashdump agent, whose "+clientConfigMap+" ConfigMap names the store")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print where the store setting came from and how many requests and manifests were needed")
 	kfs := pflag.NewFlagSet("kube", pflag.ContinueOnError)
-	o.kube.AddFlags(kfs)
+	o.kube.addFlags(kfs)
 	kfs.VisitAll(func(f *pflag.Flag) {
 		if f.Name == "namespace" {
 			f.Usage = nsUsage
@@ -80,8 +79,8 @@ func (o *clientOptions) changed(name string) bool {
 
 // explicitNamespace is -n when given, else "".
 func (o *clientOptions) explicitNamespace() string {
-	if o.changed("namespace") && o.kube.Namespace != nil {
-		return *o.kube.Namespace
+	if o.changed("namespace") {
+		return o.kube.namespace()
 	}
 	return ""
 }
@@ -105,7 +104,7 @@ func (o *clientOptions) listNamespace(all bool) (ns string, allNamespaces bool, 
 	case explicit != "":
 		return explicit, false, nil
 	case o.mode.plugin:
-		ns, _, err := o.kube.ToRawKubeConfigLoader().Namespace()
+		ns, _, err := o.kube.clientConfig().Namespace()
 		if err != nil {
 			return "", false, fmt.Errorf("namespace of the kubeconfig context: %w (pass -n NAMESPACE or -A)", err)
 		}

@@ -118,7 +118,7 @@ func completionNamespace(o *clientOptions) string {
 		return ns
 	}
 	if o.mode.plugin {
-		if ns, _, err := o.kube.ToRawKubeConfigLoader().Namespace(); err == nil {
+		if ns, _, err := o.kube.clientConfig().Namespace(); err == nil {
 			return ns
 		}
 	}

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/crashdump-io/crashdump/collector/kubeapi"
 )
 
 const (
@@ -63,11 +63,12 @@ func (o *clientOptions) readClientConfigMap(ctx context.Context) (map[string]str
 	// Without any kubeconfig client-go would try http://localhost:8080;
 	// say what is missing instead (unless running in a pod, where the
 	// in-cluster configuration applies).
-	if raw, err := o.kube.ToRawKubeConfigLoader().RawConfig(); err == nil && len(raw.Clusters) == 0 &&
-		(o.kube.APIServer == nil || *o.kube.APIServer == "") && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+	loader := o.kube.clientConfig()
+	if raw, err := loader.RawConfig(); err == nil && len(raw.Clusters) == 0 &&
+		o.kube.server() == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 		return nil, errors.New("no kubeconfig found (KUBECONFIG, ~/.kube/config or --kubeconfig) to reach the cluster")
 	}
-	cfg, err := o.kube.ToRESTConfig()
+	cfg, err := loader.ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
@@ -75,11 +76,11 @@ func (o *clientOptions) readClientConfigMap(ctx context.Context) (map[string]str
 		cfg.Timeout = configMapTimeout
 	}
 	cfg.UserAgent = "crashdump-cli/" + version
-	client, err := corev1client.NewForConfig(cfg)
+	client, err := kubeapi.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	cm, err := client.ConfigMaps(o.agentNamespace).Get(ctx, clientConfigMap, metav1.GetOptions{})
+	cm, err := client.GetConfigMap(ctx, o.agentNamespace, clientConfigMap)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("ConfigMap %s/%s not found on %s: is crashdump installed in namespace %q? (--agent-namespace): %w",

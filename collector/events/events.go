@@ -2,7 +2,7 @@
 // that crashed: the Report step of a dump's data flow (SPEC §3), so that
 // `kubectl describe pod` shows that the pod left a dump and where it is.
 //
-// Events are created through the events.k8s.io/v1 API with client-go
+// Events are created through the events.k8s.io/v1 API with package kubeapi
 // (reason CrashDumpUploaded, type Warning, action Upload, reporting
 // controller crashdump.io/agent). The API server stores them as the same
 // objects it serves under core/v1, which is what `kubectl describe pod`
@@ -32,9 +32,9 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	eventsclient "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/util/flowcontrol"
 
+	"github.com/crashdump-io/crashdump/collector/kubeapi"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
@@ -79,7 +79,7 @@ type Options struct {
 // Notifier posts events. It implements collector.Notifier and is safe for
 // concurrent use. Close it to stop.
 type Notifier struct {
-	client   eventsclient.EventsGetter
+	client   *kubeapi.Client
 	opts     Options
 	instance string
 	log      *slog.Logger
@@ -94,7 +94,7 @@ type Notifier struct {
 }
 
 // New starts a Notifier posting through client.
-func New(client eventsclient.EventsGetter, opts Options, log *slog.Logger, reg prometheus.Registerer) *Notifier {
+func New(client *kubeapi.Client, opts Options, log *slog.Logger, reg prometheus.Registerer) *Notifier {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 256
 	}
@@ -201,7 +201,7 @@ func (n *Notifier) run(ctx context.Context) {
 func (n *Notifier) post(ctx context.Context, ev *eventsv1.Event) {
 	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
 	defer cancel()
-	_, err := n.client.Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	_, err := n.client.CreateEvent(ctx, ev)
 	log := n.log.With("namespace", ev.Regarding.Namespace, "pod", ev.Regarding.Name)
 	if err != nil {
 		n.total.WithLabelValues(ResultFailed).Inc()

@@ -12,19 +12,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/crashdump-io/crashdump/collector/events"
+	"github.com/crashdump-io/crashdump/collector/kubeapi"
 	"github.com/crashdump-io/crashdump/collector/pods/podstest"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func client(t *testing.T, a *podstest.APIServer) kubernetes.Interface {
+func client(t *testing.T, a *podstest.APIServer) *kubeapi.Client {
 	t.Helper()
-	c, err := kubernetes.NewForConfig(&rest.Config{Host: a.URL, BearerToken: a.Token(), TLSClientConfig: rest.TLSClientConfig{CAData: a.CAData}})
+	c, err := kubeapi.New(&rest.Config{Host: a.URL, BearerToken: a.Token(), TLSClientConfig: rest.TLSClientConfig{CAData: a.CAData}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func expectCounts(t *testing.T, reg *prometheus.Registry, posted, failed, droppe
 func TestEventPosted(t *testing.T) {
 	a := podstest.StartAPIServer(t, "node-1")
 	reg := prometheus.NewRegistry()
-	n := events.New(client(t, a).EventsV1(), events.Options{Node: "node-1"}, discard(), reg)
+	n := events.New(client(t, a), events.Options{Node: "node-1"}, discard(), reg)
 	defer n.Close(5 * time.Second)
 	m := uploaded("shop", "api-7d9f8c6b5-x2k4p")
 	n.DumpUploaded(context.Background(), m)
@@ -91,7 +91,7 @@ func TestEventPosted(t *testing.T) {
 func TestEventSkippedWithoutPod(t *testing.T) {
 	a := podstest.StartAPIServer(t, "node-1")
 	reg := prometheus.NewRegistry()
-	n := events.New(client(t, a).EventsV1(), events.Options{Node: "node-1"}, discard(), reg)
+	n := events.New(client(t, a), events.Options{Node: "node-1"}, discard(), reg)
 	n.DumpUploaded(context.Background(), uploaded("", ""))     // not attributed
 	n.DumpUploaded(context.Background(), uploaded("shop", "")) // namespace only
 	n.Close(5 * time.Second)
@@ -105,7 +105,7 @@ func TestEventFailureIsCountedNotFatal(t *testing.T) {
 	a := podstest.StartAPIServer(t, "node-1")
 	a.SetEventFailures(1)
 	reg := prometheus.NewRegistry()
-	n := events.New(client(t, a).EventsV1(), events.Options{Node: "node-1"}, discard(), reg)
+	n := events.New(client(t, a), events.Options{Node: "node-1"}, discard(), reg)
 	n.DumpUploaded(context.Background(), uploaded("shop", "a"))
 	n.DumpUploaded(context.Background(), uploaded("shop", "b"))
 	a.WaitEvents(t, 1, 10*time.Second)
@@ -121,7 +121,7 @@ func TestEventQueueBounded(t *testing.T) {
 	a := podstest.StartAPIServer(t, "node-1")
 	release := a.HoldEvents(t)
 	reg := prometheus.NewRegistry()
-	n := events.New(client(t, a).EventsV1(), events.Options{Node: "node-1", QueueSize: 2}, discard(), reg)
+	n := events.New(client(t, a), events.Options{Node: "node-1", QueueSize: 2}, discard(), reg)
 	n.DumpUploaded(context.Background(), uploaded("shop", "p0"))
 	a.WaitPosts(t, 1, 10*time.Second) // the poster is now stuck on p0
 	done := make(chan struct{})

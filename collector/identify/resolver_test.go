@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/crashdump-io/crashdump/collector"
 	"github.com/crashdump-io/crashdump/collector/identify"
+	"github.com/crashdump-io/crashdump/collector/kubeapi"
 	"github.com/crashdump-io/crashdump/collector/pods"
 	"github.com/crashdump-io/crashdump/collector/pods/podstest"
 	"github.com/crashdump-io/crashdump/collector/procfs"
@@ -133,7 +133,7 @@ func startSource(t *testing.T, kind string, ps ...podstest.Pod) (pods.Source, se
 		return src, k
 	case "apiserver":
 		a := podstest.StartAPIServer(t, node, ps...)
-		c, err := kubernetes.NewForConfig(&rest.Config{Host: a.URL, BearerToken: a.Token(), TLSClientConfig: rest.TLSClientConfig{CAData: a.CAData}})
+		c, err := kubeapi.New(&rest.Config{Host: a.URL, BearerToken: a.Token(), TLSClientConfig: rest.TLSClientConfig{CAData: a.CAData}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/kubernetes"
+
+	"github.com/crashdump-io/crashdump/collector/kubeapi"
 )
 
 // APIServer lists the node's pods from the API server: pods in all
@@ -18,13 +19,13 @@ import (
 // store by moments, which the on-demand refresh covers. Safe for concurrent
 // use.
 type APIServer struct {
-	client kubernetes.Interface
+	client *kubeapi.Client
 	node   string
 	retry  Retry
 }
 
 // NewAPIServer builds an API server source for node.
-func NewAPIServer(client kubernetes.Interface, node string, retry Retry) (*APIServer, error) {
+func NewAPIServer(client *kubeapi.Client, node string, retry Retry) (*APIServer, error) {
 	if node == "" {
 		return nil, errors.New("api server pod source: node name is required")
 	}
@@ -37,7 +38,7 @@ func (a *APIServer) String() string { return "apiserver (spec.nodeName=" + a.nod
 func (a *APIServer) List(ctx context.Context) ([]corev1.Pod, error) {
 	sel := fields.OneTermEqualSelector("spec.nodeName", a.node).String()
 	pods, err := a.retry.do(ctx, func(ctx context.Context) ([]corev1.Pod, error) {
-		list, err := a.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: "0"})
+		list, err := a.client.ListPods(ctx, metav1.NamespaceAll, kubeapi.ListOptions{FieldSelector: sel, ResourceVersion: "0"})
 		if err != nil {
 			return nil, err
 		}

@@ -7,15 +7,14 @@ import (
 	"sync"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"github.com/crashdump-io/crashdump/collector/kubeapi"
 )
 
 // NamespaceLabels answers a namespace's labels from the API server, cached
 // for a while: namespace-wide collection defaults and routing by namespace
 // selector need them, and they change rarely. Safe for concurrent use.
 type NamespaceLabels struct {
-	client kubernetes.Interface
+	client *kubeapi.Client
 	ttl    time.Duration
 	log    *slog.Logger
 	mu     sync.Mutex
@@ -28,7 +27,7 @@ type nsEntry struct {
 }
 
 // NewNamespaceLabels builds the lookup (ttl default 1 min).
-func NewNamespaceLabels(c kubernetes.Interface, ttl time.Duration, log *slog.Logger) *NamespaceLabels {
+func NewNamespaceLabels(c *kubeapi.Client, ttl time.Duration, log *slog.Logger) *NamespaceLabels {
 	if ttl <= 0 {
 		ttl = time.Minute
 	}
@@ -44,7 +43,7 @@ func (n *NamespaceLabels) Labels(ctx context.Context, ns string) map[string]stri
 	if ok && time.Since(e.at) < n.ttl {
 		return maps.Clone(e.labels)
 	}
-	obj, err := n.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	obj, err := n.client.GetNamespace(ctx, ns)
 	if err != nil {
 		n.log.Warn("read namespace labels", "namespace", ns, "err", err)
 		if ok {

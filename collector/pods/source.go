@@ -87,7 +87,8 @@ func FailureReason(err error) string {
 	return FailureBadResponse
 }
 
-// statusCode is the HTTP status of a client-go API error, 0 if none.
+// statusCode is the HTTP status of an API server error (an apierrors
+// APIStatus, as package kubeapi returns), 0 if none.
 func statusCode(err error) int {
 	var s apierrors.APIStatus
 	if errors.As(err, &s) {

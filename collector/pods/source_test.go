@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/crashdump-io/crashdump/collector/kubeapi"
 	"github.com/crashdump-io/crashdump/collector/pods"
 	"github.com/crashdump-io/crashdump/collector/pods/podstest"
 )
@@ -160,9 +160,9 @@ func TestNewKubeletConfigErrors(t *testing.T) {
 	}
 }
 
-func apiClient(t *testing.T, a *podstest.APIServer, token string) kubernetes.Interface {
+func apiClient(t *testing.T, a *podstest.APIServer, token string) *kubeapi.Client {
 	t.Helper()
-	c, err := kubernetes.NewForConfig(&rest.Config{Host: a.URL, BearerToken: token,
+	c, err := kubeapi.New(&rest.Config{Host: a.URL, BearerToken: token,
 		TLSClientConfig: rest.TLSClientConfig{CAData: a.CAData}, UserAgent: "crashdump/test"})
 	if err != nil {
 		t.Fatal(err)

@@ -364,7 +364,8 @@ func (a *APIServer) createEvent(w http.ResponseWriter, r *http.Request) {
 		status(w, http.StatusInternalServerError, "InternalError", "etcdserver: request timed out")
 		return
 	}
-	// client-go sends protobuf or JSON, as the Content-Type says.
+	// Package kubeapi sends JSON; the deserializer takes protobuf too, as
+	// the API server does.
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		status(w, http.StatusBadRequest, "BadRequest", err.Error())
