@@ -19,6 +19,8 @@
 #   E2E_RUN           go test -run regexp for the scenarios; E2E_TIMEOUT (default 30m)
 #   E2E_K8S_VERSION   another Kubernetes than the one pinned in kbuild/go.mod
 #   E2E_MINIO_BIN     a MinIO server binary at the pinned version to use instead of building one
+#   E2E_BREAK_ATTRIBUTION=1  install the agent with --pod-source none (attribution.podSource=none):
+#                     shows that the scenarios fail when attribution is broken
 # See test/e2e/README.md for what it touches on the host and how it undoes it.
 set -euo pipefail
 
@@ -165,8 +167,10 @@ run_scenarios() {
   # shellcheck disable=SC1091
   . "$W/e2e.env"
   set +a
+  : >"$W/logs/scenarios.log"
   local args=(-test.v -test.timeout "${E2E_TIMEOUT:-30m}")
   [ -n "${E2E_RUN:-}" ] && args+=(-test.run "$E2E_RUN")
+  [ "${E2E_BREAK_ATTRIBUTION:-}" = 1 ] && log "E2E_BREAK_ATTRIBUTION=1: the agent runs with --pod-source none; attribution scenarios are expected to FAIL"
   run_bg - "$E2E_DIR" "$W/bin/e2e.test" "${args[@]}"
 }
 

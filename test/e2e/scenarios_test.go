@@ -6,18 +6,27 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // The cluster the harness built is what the scenarios expect.
@@ -142,41 +151,538 @@ func TestSmokeEmulatorWritesDumpToHostPath(t *testing.T) {
 	}
 }
 
-// --- issue 8 scenarios: they need the agent installed by its Helm chart ---
+// --- issue 8 scenarios: the agent installed by its Helm chart -------------
 
-func TestSeedScenarioCrashLoopingDeployment(t *testing.T) {
-	requireAgent(t)
-	t.Skip("needs agent chart: seed PV/PVC + crash-looping Deployment; every restart's dump under <ns>/<pod>/ with writer-pid attribution, exception type in the manifest and a CrashDumpUploaded Event")
+// TestAgent runs the scenarios against one installation of the chart. The
+// attribution scenarios run in parallel (each in its own namespace); the
+// ones that restart or remove the agent run after them, one at a time.
+func TestAgent(t *testing.T) {
+	ensureAgent(t)
+	t.Run("attribution", func(t *testing.T) {
+		t.Run("SeedCrashLoopingDeployment", func(t *testing.T) { t.Parallel(); testSeed(t, ensureAgent(t)) })
+		t.Run("TwoPodsSameFileNameSameMoment", func(t *testing.T) { t.Parallel(); testTwoPods(t, ensureAgent(t)) })
+		t.Run("RestrictedNamespacePerNamespacePVC", func(t *testing.T) { t.Parallel(); testRestricted(t, ensureAgent(t)) })
+		t.Run("PodDeletedRightAfterCrash", func(t *testing.T) { t.Parallel(); testPodDeleted(t, ensureAgent(t)) })
+		t.Run("MetricsShowUploads", func(t *testing.T) { t.Parallel(); testMetrics(t, ensureAgent(t)) })
+	})
+	t.Run("AgentPodDeletedDuringLargeUpload", func(t *testing.T) { testAgentPodDeleted(t, ensureAgent(t)) })
+	t.Run("HelmUpgradeAndUninstall", func(t *testing.T) { testHelmUpgradeUninstall(t, ensureAgent(t)) })
 }
 
-func TestTwoPodsSameFileNameSameMoment(t *testing.T) {
-	requireAgent(t)
-	t.Skip("needs agent chart: two pods, one shared directory, same file name, same moment; both dumps arrive, each attributed to its own pod")
+// The seed scenario unchanged: the seed's PV/PVC (the chart's appVolumes)
+// and a Deployment with the seed's variables, crash-looping. Every
+// restart's dump arrives under <namespace>/<pod>/, attributed by the writer's
+// PID to the right container, image and restart count, with the crash
+// report's exception type in the manifest and in a CrashDumpUploaded Event.
+func testSeed(t *testing.T, f *agentFixture) {
+	ns := f.ns["seed"]
+	app := appPod{dumpName: "/dumps/coredump.%p.dmp", restartPolicy: corev1.RestartPolicyAlways,
+		env: map[string]string{"CRASHDUMP_EMULATOR_CRASH_AFTER": "1s"}}
+	labels := map[string]string{"app": "dotnet-boom"}
+	spec := app.spec()
+	spec.Volumes[0].VolumeSource = pvcVolume()
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "dotnet-boom", Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr(int32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+		},
+	}
+	if _, err := client.AppsV1().Deployments(ns).Create(ctxFor(t, 30*time.Second), dep, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating deployment %s/%s: %v", ns, dep.Name, err)
+	}
+	var pod corev1.Pod
+	err := wait.PollUntilContextTimeout(ctxFor(t, time.Minute), 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=dotnet-boom"})
+		if err != nil || len(pods.Items) == 0 {
+			return false, nil
+		}
+		pod = pods.Items[0]
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("no pod of deployment %s/dotnet-boom: %v", ns, err)
+	}
+
+	const want = 3 // the first crash and two restarts (crash-loop back-off: ~35 s)
+	got := f.waitDumps(t, ns, map[string]int{pod.Name: want}, 4*time.Minute)[pod.Name]
+	restarts := map[int32]string{}
+	cids := map[string]bool{}
+	for _, m := range got {
+		t.Logf("arrived: %s", m)
+		if m.Correlation.Method != "writer-pid" {
+			t.Errorf("%s: correlation.method %q, want writer-pid", m.manifestKey, m.Correlation.Method)
+		}
+		if m.Pod.UID != string(pod.UID) || m.Pod.Container != "app" || m.Pod.Image != env.EmulatorImage {
+			t.Errorf("%s: pod uid %s container %q image %q, want %s app %s", m.manifestKey, m.Pod.UID, m.Pod.Container, m.Pod.Image, pod.UID, env.EmulatorImage)
+		}
+		if m.File.Name != "coredump.1.dmp" || m.File.Size != 2<<20 || m.Incomplete {
+			t.Errorf("%s: file %q size %d incomplete %v, want coredump.1.dmp, %d bytes (Mini), complete", m.manifestKey, m.File.Name, m.File.Size, m.Incomplete, 2<<20)
+		}
+		if m.CrashReport == nil || m.CrashReport.ExceptionType != "System.Exception" || m.CrashReport.ProcessName != "crashapp" {
+			t.Errorf("%s: crashReport %+v, want exception System.Exception of process crashapp", m.manifestKey, m.CrashReport)
+		}
+		if m.Core == nil || m.Core.PID != 1 || m.Core.Signal != 6 {
+			t.Errorf("%s: core %+v, want pid 1 (%%p) and signal 6 (SIGABRT)", m.manifestKey, m.Core)
+		}
+		if prev, dup := restarts[m.Pod.RestartCount]; dup {
+			t.Errorf("restartCount %d twice: %s and %s (a dump uploaded twice, or a wrong restart count)", m.Pod.RestartCount, prev, m.manifestKey)
+		}
+		restarts[m.Pod.RestartCount] = m.manifestKey
+		if m.Pod.ContainerID == "" || cids[m.Pod.ContainerID] {
+			t.Errorf("%s: containerID %q empty or shared with another dump", m.manifestKey, m.Pod.ContainerID)
+		}
+		cids[m.Pod.ContainerID] = true
+	}
+	for rc := int32(0); rc < want; rc++ {
+		if _, ok := restarts[rc]; !ok {
+			t.Errorf("no dump with restartCount %d; have %v", rc, keysOf(restarts))
+		}
+	}
+	if head := f.verifyObject(t, got[0]); !bytes.HasPrefix(head, []byte("\x7fELF")) {
+		t.Errorf("%s: not an ELF core: % x", got[0].Object.Key, head[:min(len(head), 16)])
+	}
+
+	// A CrashDumpUploaded Event on the pod for every dump, naming its object
+	// and the exception type.
+	var notes []string
+	err = wait.PollUntilContextTimeout(ctxFor(t, time.Minute), 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		evs, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=CrashDumpUploaded,involvedObject.name=" + pod.Name})
+		if err != nil {
+			return false, nil
+		}
+		notes = notes[:0]
+		for _, e := range evs.Items {
+			if e.InvolvedObject.UID == pod.UID {
+				notes = append(notes, e.Message)
+			}
+		}
+		for _, m := range got {
+			found := false
+			for _, n := range notes {
+				found = found || (strings.Contains(n, m.Object.Key) && strings.Contains(n, "System.Exception"))
+			}
+			if !found {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Errorf("pod %s/%s: no CrashDumpUploaded Event naming each dump and System.Exception; events: %q", ns, pod.Name, notes)
+	} else {
+		t.Logf("event: %s", notes[0])
+	}
+
+	// Stop the crash loop; everything it left on the node gets uploaded and removed.
+	if err := client.AppsV1().Deployments(ns).Delete(ctxFor(t, 30*time.Second), dep.Name, metav1.DeleteOptions{
+		PropagationPolicy: ptr(metav1.DeletePropagationForeground)}); err != nil {
+		t.Fatalf("deleting deployment: %v", err)
+	}
+	waitGone(t, ns, pod.Name, time.Minute)
+	f.waitNodeClean(t, ns, time.Minute)
 }
 
-func TestRestrictedNamespacePerNamespacePVC(t *testing.T) {
-	requireAgent(t)
-	t.Skip("needs agent chart: documented per-namespace PV/PVC layout under Pod Security restricted; method path or better")
+// Two pods on the node crash at the same moment into the same shared
+// directory (one namespace, one PVC) with the same file name: both dumps
+// arrive, each with its own pod, crash report and size.
+func testTwoPods(t *testing.T, f *agentFixture) {
+	ns := f.ns["shared"]
+	at := time.Now().Add(20 * time.Second)
+	pods := map[string]struct {
+		exception string
+		size      int64
+	}{"twin-a": {"E2E.TwinAException", 3 << 20}, "twin-b": {"E2E.TwinBException", 5 << 20}}
+	uids := map[string]types.UID{}
+	for name, p := range pods {
+		created := appPod{name: name, namespace: ns, dumpName: "/dumps/coredump.%p.dmp", env: map[string]string{
+			"CRASHDUMP_EMULATOR_CRASH_AT":       fmt.Sprintf("%.3f", float64(at.UnixNano())/1e9),
+			"CRASHDUMP_EMULATOR_EXCEPTION_TYPE": p.exception,
+			"CRASHDUMP_EMULATOR_DUMP_SIZE":      fmt.Sprint(p.size),
+		}}.create(t)
+		uids[name] = created.UID
+	}
+	for name := range pods {
+		waitPod(t, ns, name, time.Until(at), "run before the moment of the crash", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodRunning
+		})
+	}
+	got := f.waitDumps(t, ns, map[string]int{"twin-a": 1, "twin-b": 1}, 3*time.Minute)
+	for name, p := range pods {
+		if len(got[name]) != 1 {
+			t.Errorf("pod %s: %d dumps, want 1", name, len(got[name]))
+		}
+		m := got[name][0]
+		t.Logf("arrived: %s", m)
+		if m.Pod.UID != string(uids[name]) || m.File.Name != "coredump.1.dmp" {
+			t.Errorf("%s: pod uid %s file %q, want %s coredump.1.dmp", m.manifestKey, m.Pod.UID, m.File.Name, uids[name])
+		}
+		if m.File.Size != p.size {
+			t.Errorf("%s: size %d, want %d (pod %s's dump; the other pod's is %v)", m.manifestKey, m.File.Size, p.size, name, pods)
+		}
+		if m.CrashReport == nil || m.CrashReport.ExceptionType != p.exception {
+			t.Errorf("%s: crash report %+v, want exception %s (pod %s's own report)", m.manifestKey, m.CrashReport, p.exception, name)
+		}
+		f.verifyObject(t, m)
+	}
+	for name := range pods {
+		p := waitPod(t, ns, name, time.Minute, "terminate", podTerminated)
+		if term := p.Status.ContainerStatuses[0].State.Terminated; term != nil {
+			t.Logf("pod %s: container finished at %s (crash moment %s)", name, term.FinishedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	f.waitNodeClean(t, ns, time.Minute)
 }
 
-func TestPodDeletedRightAfterCrash(t *testing.T) {
-	requireAgent(t)
-	t.Skip("needs agent chart: pod deleted right after its crash; its dump is still attributed")
+// The documented per-namespace PV/PVC layout (docs/install.md, layout 1)
+// under Pod Security "restricted" enforcement: hostPath is refused, the PVC
+// pod is admitted, and its dump (the recommended name %h-%p-%t) arrives
+// attributed to the pod by path or better.
+func testRestricted(t *testing.T, f *agentFixture) {
+	ns := f.ns["restricted"]
+	hostPathType := corev1.HostPathDirectory
+	refused := appPod{name: "hostpath-refused", namespace: ns, dumpName: "/dumps/x.dmp", volume: corev1.VolumeSource{
+		HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(f.hostRoot, "dumps", ns), Type: &hostPathType}}}
+	_, err := client.CoreV1().Pods(ns).Create(ctxFor(t, 30*time.Second), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: refused.name}, Spec: refused.spec()}, metav1.CreateOptions{})
+	if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "restricted") {
+		t.Fatalf("a hostPath pod in %s: %v; want it refused by Pod Security restricted (is enforcement on?)", ns, err)
+	}
+	p := appPod{name: "dotnet-restricted", namespace: ns, dumpName: "/dumps/%h-%p-%t.dmp",
+		env: map[string]string{"CRASHDUMP_EMULATOR_CRASH_AFTER": "1s"}}.create(t)
+	m := f.waitDumps(t, ns, map[string]int{p.Name: 1}, 2*time.Minute)[p.Name][0]
+	t.Logf("arrived: %s", m)
+	switch m.Correlation.Method {
+	case "writer-pid", "hostname", "path":
+	default:
+		t.Errorf("%s: correlation.method %q, want path or better", m.manifestKey, m.Correlation.Method)
+	}
+	if m.Pod.UID != string(p.UID) || m.Pod.Container != "app" || !strings.HasPrefix(m.File.Name, p.Name+"-1-") {
+		t.Errorf("%s: pod uid %s container %q file %q; want %s, app, %s-1-<time>.dmp", m.manifestKey, m.Pod.UID, m.Pod.Container, m.File.Name, p.UID, p.Name)
+	}
+	f.verifyObject(t, m)
+	f.waitNodeClean(t, ns, time.Minute)
 }
 
-func TestAgentPodDeletedDuringLargeUpload(t *testing.T) {
-	requireAgent(t)
-	t.Skip("needs agent chart: kubectl delete of the agent pod during a large upload; DaemonSet restarts it; dump arrives exactly once")
+// A pod deleted right after it crashed: its dump is still attributed to it.
+func testPodDeleted(t *testing.T, f *agentFixture) {
+	ns := f.ns["deleted"]
+	p := appPod{name: "deleted-after-crash", namespace: ns, dumpName: "/dumps/coredump.%p.dmp",
+		env: map[string]string{"CRASHDUMP_EMULATOR_CRASH_AFTER": "1s", "CRASHDUMP_EMULATOR_DUMP_SIZE": "8MiB"}}.create(t)
+	err := wait.PollUntilContextTimeout(ctxFor(t, 2*time.Minute), 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		cur, err := client.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		cs := cur.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Terminated != nil, nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s did not crash: %v", ns, p.Name, err)
+	}
+	if err := client.CoreV1().Pods(ns).Delete(ctxFor(t, 30*time.Second), p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
+		t.Fatalf("deleting pod %s/%s: %v", ns, p.Name, err)
+	}
+	waitGone(t, ns, p.Name, time.Minute)
+	gone := time.Now()
+	m := f.waitDumps(t, ns, map[string]int{p.Name: 1}, 2*time.Minute)[p.Name][0]
+	stored := "?"
+	if st, err := f.s3.StatObject(ctxFor(t, time.Minute), env.S3Bucket, m.Object.Key, minio.StatObjectOptions{}); err == nil {
+		stored = st.LastModified.UTC().Format(time.RFC3339)
+	}
+	t.Logf("arrived: %s (pod gone from the API at %s, dump stored at %s)", m, gone.UTC().Format(time.RFC3339Nano), stored)
+	if m.Pod.UID != string(p.UID) || m.Pod.Container != "app" || m.Pod.Image != env.EmulatorImage {
+		t.Errorf("%s: pod uid %s container %q image %q, want %s app %s", m.manifestKey, m.Pod.UID, m.Pod.Container, m.Pod.Image, p.UID, env.EmulatorImage)
+	}
+	if m.File.Size != 8<<20 || m.Incomplete {
+		t.Errorf("%s: size %d incomplete %v, want %d complete", m.manifestKey, m.File.Size, m.Incomplete, 8<<20)
+	}
+	f.verifyObject(t, m)
 }
 
-func TestHelmUpgradeAndUninstall(t *testing.T) {
-	requireAgent(t)
-	t.Skip("needs agent chart: helm upgrade with changed values and helm uninstall; no dump lost, nothing left running")
+// The agent's metrics, scraped from its pod (pod IP and its metrics port,
+// as Prometheus does), count an upload.
+func testMetrics(t *testing.T, f *agentFixture) {
+	ns := f.ns["metrics"]
+	ap := agentPod(t, 2*time.Minute)
+	before := scrape(t, ap)
+	p := appPod{name: "metrics-crash", namespace: ns, dumpName: "/dumps/coredump.%p.dmp",
+		env: map[string]string{"CRASHDUMP_EMULATOR_CRASH_AFTER": "1s"}}.create(t)
+	m := f.waitDumps(t, ns, map[string]int{p.Name: 1}, 2*time.Minute)[p.Name][0]
+	const ok = `crashdump_uploads_total{result="success"}`
+	var after map[string]float64
+	err := wait.PollUntilContextTimeout(ctxFor(t, 30*time.Second), 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		after = scrape(t, ap)
+		return after[ok] >= before[ok]+1, nil
+	})
+	now, gerr := client.CoreV1().Pods(agentNamespace).Get(ctxFor(t, 10*time.Second), ap.Name, metav1.GetOptions{})
+	if gerr != nil || now.UID != ap.UID || now.Status.ContainerStatuses[0].RestartCount != ap.Status.ContainerStatuses[0].RestartCount {
+		t.Fatalf("the agent pod %s restarted or went away during the test (%v): its counters started again", ap.Name, gerr)
+	}
+	if err != nil {
+		t.Errorf("%s: %v before, %v after the upload of %s", ok, before[ok], after[ok], m.Object.Key)
+	}
+	delta := func(k string) float64 { return after[k] - before[k] }
+	for _, c := range []struct {
+		metric string
+		min    float64
+	}{
+		{"crashdump_dumps_detected_total", 1},
+		{"crashdump_upload_bytes_total", float64(m.Object.StoredSize)},
+		{fmt.Sprintf(`crashdump_correlations_total{method=%q}`, m.Correlation.Method), 1},
+	} {
+		if _, present := after[c.metric]; !present || delta(c.metric) < c.min {
+			t.Errorf("%s went from %v to %v, want an increase of at least %v", c.metric, before[c.metric], after[c.metric], c.min)
+		}
+	}
+	if d := delta(`crashdump_uploads_total{result="failure"}`); d != 0 {
+		t.Errorf("crashdump_uploads_total{result=\"failure\"} increased by %v", d)
+	}
+	if ts := after["crashdump_last_upload_timestamp_seconds"]; ts < float64(m.CollectedAt.Unix()-1) {
+		t.Errorf("crashdump_last_upload_timestamp_seconds %v is before the dump was collected (%s)", ts, m.CollectedAt)
+	}
+	for _, k := range []string{ok, "crashdump_upload_bytes_total", "crashdump_dumps_detected_total", "crashdump_last_upload_timestamp_seconds", "crashdump_pending_dumps"} {
+		t.Logf("%s %v (was %v)", k, after[k], before[k])
+	}
 }
 
-func TestAgentMetricsShowUploads(t *testing.T) {
-	requireAgent(t)
-	t.Skip("needs agent chart: metrics scraped from the agent pod show the uploads")
+// The agent pod deleted (kubectl delete pod) while it uploads a large dump:
+// the DaemonSet starts a new one, and the dump arrives exactly once, intact.
+// The deletion has a 1 s grace period, so the upload is cut off mid-way and
+// the new agent has to resume it (with the chart's 40 s the old agent would
+// simply finish it).
+func testAgentPodDeleted(t *testing.T, f *agentFixture) {
+	ns := f.ns["large"]
+	old := agentPod(t, 2*time.Minute)
+	const size = 512 << 20 // ~130 MiB compressed: ~8 s at the e2e install's 16 MiB/s
+	baseline := map[string]bool{}
+	for _, d := range minioMultipartUploads() {
+		baseline[d] = true
+	}
+	p := appPod{name: "large-dump", namespace: ns, dumpName: "/dumps/coredump.%p.dmp", dumpType: "4", env: map[string]string{
+		"CRASHDUMP_EMULATOR_CRASH_AFTER": "1s", "CRASHDUMP_EMULATOR_FULL_SIZE": fmt.Sprint(size),
+		"CRASHDUMP_EMULATOR_CHUNK_SIZE": "4MiB", "CRASHDUMP_EMULATOR_CHUNK_DELAY": "0"}}.create(t)
+	prefix := f.prefix + "/" + ns + "/"
+	// MinIO lists incomplete multipart uploads by exact key only, and the key
+	// is not known before the upload: a new upload directory in MinIO's data
+	// directory is the sign that the multipart upload has begun.
+	var inflight string
+	err := wait.PollUntilContextTimeout(ctxFor(t, 3*time.Minute), 50*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, d := range minioMultipartUploads() {
+			if !baseline[d] {
+				inflight = d
+				return true, nil
+			}
+		}
+		for o := range f.s3.ListObjects(ctx, env.S3Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if o.Err == nil {
+				return false, fmt.Errorf("the upload finished before it could be interrupted (make the dump larger): %s", o.Key)
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the upload of the %d MiB dump to be in progress: %v", size>>20, err)
+	}
+	t.Logf("multipart upload in progress: %s; deleting agent pod %s", inflight, old.Name)
+	if out, err := kubectl("-n", agentNamespace, "delete", "pod", old.Name, "--grace-period=1"); err != nil {
+		t.Fatalf("kubectl delete pod %s: %v\n%s", old.Name, err, out)
+	}
+	var cur *corev1.Pod
+	for cur = agentPod(t, 2*time.Minute); cur.UID == old.UID; cur = agentPod(t, 2*time.Minute) {
+		time.Sleep(250 * time.Millisecond) // the old pod can still look Ready for a moment
+	}
+	t.Logf("new agent pod %s", cur.Name)
+	m := f.waitDumps(t, ns, map[string]int{p.Name: 1}, 4*time.Minute)[p.Name][0]
+	t.Logf("arrived: %s", m)
+	// The new agent finished the upload: the old one was cut off mid-way.
+	if st, err := f.s3.StatObject(ctxFor(t, time.Minute), env.S3Bucket, m.Object.Key, minio.StatObjectOptions{}); err != nil {
+		t.Errorf("stat %s: %v", m.Object.Key, err)
+	} else if st.LastModified.Before(cur.CreationTimestamp.Time.Truncate(time.Second)) {
+		t.Errorf("%s was stored at %s, before the new agent pod existed (%s): the old agent finished the upload, nothing was resumed (make the dump larger)",
+			m.Object.Key, st.LastModified, cur.CreationTimestamp)
+	}
+	f.waitNodeClean(t, ns, 2*time.Minute)
+	// Exactly once: one manifest, one dump object under the pod's prefix.
+	var objs []string
+	for o := range f.s3.ListObjects(ctxFor(t, time.Minute), env.S3Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			t.Fatalf("listing %s: %v", prefix, o.Err)
+		}
+		objs = append(objs, o.Key)
+	}
+	if len(objs) != 2 || !slices.Contains(objs, m.Object.Key) || !slices.Contains(objs, m.manifestKey) {
+		t.Errorf("objects under %s: %v; want exactly the dump %s and its manifest", prefix, objs, m.Object.Key)
+	}
+	if m.File.Size != size || m.Incomplete || m.Pod.UID != string(p.UID) {
+		t.Errorf("%s: size %d incomplete %v pod uid %s; want %d, complete, %s", m.manifestKey, m.File.Size, m.Incomplete, m.Pod.UID, size, p.UID)
+	}
+	f.verifyObject(t, m)
+}
+
+// helm upgrade with changed values rolls the agent without losing a dump
+// that crashes during the rollout; helm uninstall leaves nothing running,
+// a dump written while no agent runs waits on the node, and the next
+// install uploads it (here in the hostPath + subPathExpr layout, attributed
+// by its <namespace>/<pod>/ path).
+func testHelmUpgradeUninstall(t *testing.T, f *agentFixture) {
+	ns, hns := f.ns["upgrade"], f.ns["hostpath"]
+	old := agentPod(t, 2*time.Minute)
+	p1 := appPod{name: "crash-during-upgrade", namespace: ns, dumpName: "/dumps/coredump.%p.dmp", env: map[string]string{
+		"CRASHDUMP_EMULATOR_CRASH_AFTER": "2s", "CRASHDUMP_EMULATOR_WRITE_DURATION": "3s", "CRASHDUMP_EMULATOR_DUMP_SIZE": "4MiB"}}.create(t)
+	upgrade := map[string]any{
+		"agent":     map[string]any{"logLevel": "info", "settleTime": "1s"},
+		"podLabels": map[string]any{"e2e.crashdump.io/revision": "2"},
+	}
+	if err := f.install(upgrade); err != nil {
+		t.Fatal(err)
+	}
+	cur := agentPod(t, 2*time.Minute)
+	args := strings.Join(cur.Spec.Containers[0].Args, " ")
+	if cur.UID == old.UID || !strings.Contains(args, "--settle-time=1s") || !strings.Contains(args, "--log-level=info") {
+		t.Errorf("after helm upgrade: agent pod %s (was %s) args %q; want a new pod with --settle-time=1s --log-level=info", cur.Name, old.Name, args)
+	}
+	m := f.waitDumps(t, ns, map[string]int{p1.Name: 1}, 2*time.Minute)[p1.Name][0]
+	t.Logf("arrived across the upgrade: %s", m)
+	f.waitNodeClean(t, ns, time.Minute)
+	if ms := f.waitDumps(t, ns, map[string]int{p1.Name: 1}, time.Minute)[p1.Name]; len(ms) != 1 {
+		t.Errorf("pod %s: %d dumps, want exactly 1: %v", p1.Name, len(ms), ms)
+	}
+	f.verifyObject(t, m)
+
+	// Pods still mounting the chart's PVCs would keep them Terminating.
+	deleteAppPods(t, f)
+	uninstall(t)
+
+	p2 := appPod{name: "crash-while-uninstalled", namespace: hns, dumpName: "/dumps/coredump.%p.dmp", subPathExpr: "$(POD_NAME)",
+		volume: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(f.hostRoot, "dumps", hns), Type: ptr(corev1.HostPathDirectory)}},
+	}.create(t)
+	waitPod(t, hns, p2.Name, 2*time.Minute, "crash", podTerminated)
+	left := filepath.Join(f.hostRoot, "dumps", hns, p2.Name, "coredump.1.dmp")
+	if st, err := os.Stat(left); err != nil || st.Size() != 2<<20 {
+		t.Fatalf("with no agent installed the dump should wait on the node at %s: %v (files: %v)", left, err, f.nodeDumpFiles(hns))
+	}
+	if err := f.install(nil); err != nil {
+		t.Fatal(err)
+	}
+	m2 := f.waitDumps(t, hns, map[string]int{p2.Name: 1}, 2*time.Minute)[p2.Name][0]
+	t.Logf("arrived after reinstalling: %s", m2)
+	if m2.Pod.UID != string(p2.UID) || m2.Pod.Container != "app" {
+		t.Errorf("%s: pod uid %s container %q, want %s app", m2.manifestKey, m2.Pod.UID, m2.Pod.Container, p2.UID)
+	}
+	switch m2.Correlation.Method {
+	case "writer-pid", "path":
+	default:
+		t.Errorf("%s: correlation.method %q, want path (the dump is in <namespace>/<pod>/)", m2.manifestKey, m2.Correlation.Method)
+	}
+	f.verifyObject(t, m2)
+	f.waitNodeClean(t, hns, time.Minute)
+	deleteAppPods(t, f)
+	uninstall(t)
+}
+
+// uninstall runs helm uninstall and checks that nothing of the agent is left
+// running: no pod, DaemonSet, Service, PersistentVolume or cluster role of
+// the release, no agent process on the node, nothing on its metrics port.
+func uninstall(t *testing.T) {
+	t.Helper()
+	if out, err := helm("uninstall", releaseName, "-n", agentNamespace, "--wait", "--timeout", "2m"); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	inst := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + releaseName}
+	var left []string
+	err := wait.PollUntilContextTimeout(ctxFor(t, time.Minute), 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		left = left[:0]
+		if l, err := client.CoreV1().Pods(agentNamespace).List(ctx, metav1.ListOptions{LabelSelector: agentSelector}); err == nil {
+			for _, p := range l.Items {
+				left = append(left, "pod "+p.Name)
+			}
+		}
+		if l, err := client.AppsV1().DaemonSets(agentNamespace).List(ctx, inst); err == nil {
+			for _, d := range l.Items {
+				left = append(left, "daemonset "+d.Name)
+			}
+		}
+		if l, err := client.CoreV1().Services(agentNamespace).List(ctx, inst); err == nil {
+			for _, s := range l.Items {
+				left = append(left, "service "+s.Name)
+			}
+		}
+		if l, err := client.CoreV1().PersistentVolumes().List(ctx, inst); err == nil {
+			for _, pv := range l.Items {
+				left = append(left, "persistentvolume "+pv.Name)
+			}
+		}
+		if l, err := client.RbacV1().ClusterRoles().List(ctx, inst); err == nil {
+			for _, r := range l.Items {
+				left = append(left, "clusterrole "+r.Name)
+			}
+		}
+		left = append(left, agentProcesses()...)
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+env.AgentMetrics, time.Second); err == nil {
+			c.Close()
+			left = append(left, "a listener on 127.0.0.1:"+env.AgentMetrics)
+		}
+		return len(left) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("after helm uninstall, still there: %v", left)
+	}
+}
+
+// minioMultipartUploads lists MinIO's in-progress multipart upload
+// directories (<data>/.minio.sys/multipart/<object hash>/<upload id>).
+func minioMultipartUploads() []string {
+	ds, _ := filepath.Glob(filepath.Join(env.Work, "minio", "data", ".minio.sys", "multipart", "*", "*"))
+	return ds
+}
+
+// agentProcesses: processes on the node running the agent (/crashdump agent).
+func agentProcesses() []string {
+	var out []string
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err == nil && bytes.HasPrefix(b, []byte("/crashdump\x00agent\x00")) {
+			out = append(out, "agent process "+filepath.Base(filepath.Dir(f)))
+		}
+	}
+	return out
+}
+
+// deleteAppPods deletes the scenarios' pods in every app namespace and waits
+// for them to go.
+func deleteAppPods(t *testing.T, f *agentFixture) {
+	t.Helper()
+	for _, ns := range f.ns {
+		if err := client.CoreV1().Pods(ns).DeleteCollection(ctxFor(t, 30*time.Second), metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}, metav1.ListOptions{}); err != nil {
+			t.Fatalf("deleting the pods of %s: %v", ns, err)
+		}
+	}
+	err := wait.PollUntilContextTimeout(ctxFor(t, time.Minute), 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, ns := range f.ns {
+			l, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err != nil || len(l.Items) > 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("app pods not gone: %v", err)
+	}
+}
+
+func waitGone(t *testing.T, ns, name string, timeout time.Duration) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctxFor(t, timeout), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s still there after %s", ns, name, timeout)
+	}
 }
 
 // --- helpers ---

@@ -89,6 +89,11 @@ timing_summary() { # timing_summary RESULT
     total=$(awk -v a="$total" -v b="${PHASE_SECS[$p]}" 'BEGIN{print a+b}')
   done
   printf '  %-10s %7.1fs\n' total "$total"
+  # each scenario's own time (go test -v result lines)
+  if [ -f "$W/logs/scenarios.log" ] && grep -qE '^ *--- (PASS|FAIL|SKIP)' "$W/logs/scenarios.log"; then
+    echo "  scenarios:"
+    grep -E '^ *--- (PASS|FAIL|SKIP)' "$W/logs/scenarios.log" | sed 's/^/    /'
+  fi
   # CPU time of everything the harness ran and waited for (builds, daemons,
   # tests): what the run costs on an idle machine, whatever the load was.
   local st

@@ -116,6 +116,15 @@ func loadConfig() (config, error) {
 	if c.CrashAfter, err = parseDuration(emuEnv("CRASH_AFTER", "0")); err != nil {
 		return c, fmt.Errorf("%sCRASH_AFTER: %v", envPrefix, err)
 	}
+	if v := emuEnv("CRASH_AT", ""); v != "" {
+		// A wall-clock moment (Unix seconds, fractions allowed): pods started
+		// at different times crash together. Wins over CRASH_AFTER.
+		at, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return c, fmt.Errorf("%sCRASH_AT: want Unix seconds, got %q", envPrefix, v)
+		}
+		c.CrashAfter = max(time.Until(time.Unix(0, int64(at*1e9))), 0)
+	}
 	if c.ChunkDelay, err = parseDuration(emuEnv("CHUNK_DELAY", "20ms")); err != nil {
 		return c, fmt.Errorf("%sCHUNK_DELAY: %v", envPrefix, err)
 	}

@@ -17,6 +17,7 @@
 // waits for it before aborting. Emulator knobs (CRASHDUMP_EMULATOR_*):
 //
 //	CRASH_AFTER=0            run this long before the exception (Go duration or seconds)
+//	CRASH_AT                 crash at this wall-clock time instead (Unix seconds, fractions allowed)
 //	EXCEPTION_TYPE, MESSAGE, HRESULT   default System.Exception, "Boom!!", 0x80131500
 //	RUNTIME_VERSION          configuration.version in the crash report
 //	DUMP_SIZE                exact dump size for every type (overrides the defaults:
