@@ -42,7 +42,9 @@ type Config struct {
 	Compression string
 	// KeyTemplate renders object keys (default uploader.DefaultKeyTemplate).
 	KeyTemplate *uploader.KeyTemplate
-	// SettleTime is how long a closed dump must stay unchanged.
+	// SettleTime is how long a closed dump must stay unchanged. Zero means
+	// the default (2s); negative means no quiet period at all (a dump no
+	// process holds open is complete at once).
 	SettleTime time.Duration
 	// MaxSettleWait is how long a dump may stay open or changing before it
 	// is uploaded anyway, marked incomplete.
@@ -102,8 +104,11 @@ func (c *Config) setDefaults() {
 	if c.Compression == "" {
 		c.Compression = manifest.CompressionZstd
 	}
-	if c.SettleTime <= 0 {
+	switch {
+	case c.SettleTime == 0:
 		c.SettleTime = 2 * time.Second
+	case c.SettleTime < 0:
+		c.SettleTime = 0
 	}
 	if c.MaxSettleWait <= 0 {
 		c.MaxSettleWait = 30 * time.Minute

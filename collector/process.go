@@ -143,6 +143,8 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		}
 	}
 	if obj == nil {
+		log.Info("upload started", "size", p.Size, "compression", m.Object.Compression,
+			"destination", p.Destination, "waited_ms", time.Since(rec.ClaimedAt).Milliseconds())
 		sent, err := a.up.Send(ctx, store, p.Key, f, p.Size, p.Compress, uploader.PutOptions{
 			Metadata:    objectMetadata(m, a.cfg.Node),
 			ContentType: contentType(p.Compress),
@@ -157,11 +159,16 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", p.Key, err)
 		}
-		if err := verify(sent, stored); err != nil {
+		if err := verify(sent.Object, stored); err != nil {
 			return err
 		}
+		if got := lowerKeys(stored.Metadata)[uploader.MetaSHA256]; got != "" && got != sent.SHA256 {
+			return fmt.Errorf("verify %s: stored sha256 metadata %s, sent %s", p.Key, got, sent.SHA256)
+		}
+		p.SHA256 = sent.SHA256
 		obj = &stored
 	}
+	m.File.SHA256 = p.SHA256
 	// Did a writer we could not see change the file while we read it?
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -236,11 +243,30 @@ func (a *Agent) alreadyStored(ctx context.Context, store uploader.Store, it *ite
 		return nil, fmt.Errorf("check earlier upload %s: %w", p.Key, err)
 	}
 	meta := lowerKeys(o.Metadata)
-	if meta[uploader.MetaSHA256] == p.SHA256 && meta[uploader.MetaOriginalSize] == strconv.FormatInt(p.Size, 10) {
-		a.log.Info("dump already stored by an earlier run", "path", it.rec.Path, "key", o.Key)
-		return &o, nil
+	if meta[uploader.MetaDumpID] != it.rec.ID || meta[uploader.MetaOriginalSize] != strconv.FormatInt(p.Size, 10) {
+		return nil, nil
 	}
-	return nil, nil
+	// The object is this dump's; are its bytes the file's bytes? (The file
+	// may have been re-planned after a change of the same size.) Rare
+	// enough that a hashing pass is the right price.
+	f, _, err := openStaged(it.entry.Path(staging.DumpName))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sum, err := a.up.Hash(ctx, f, p.Size)
+	if errors.Is(err, uploader.ErrSourceChanged) {
+		return nil, errChanged
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hash %s: %w", it.rec.Path, err)
+	}
+	if meta[uploader.MetaSHA256] != sum {
+		return nil, nil
+	}
+	p.SHA256 = sum
+	a.log.Info("dump already stored by an earlier run", "path", it.rec.Path, "key", o.Key)
+	return &o, nil
 }
 
 // verify compares what was sent with what the store holds.
@@ -274,7 +300,6 @@ func contentType(compressed bool) string {
 func objectMetadata(m *manifest.Manifest, node string) map[string]string {
 	md := map[string]string{
 		uploader.MetaNode:         node,
-		uploader.MetaSHA256:       m.File.SHA256,
 		uploader.MetaOriginalSize: strconv.FormatInt(m.File.Size, 10),
 		uploader.MetaCompression:  m.Object.Compression,
 		uploader.MetaDumpID:       m.ID,
@@ -294,19 +319,14 @@ func objectMetadata(m *manifest.Manifest, node string) map[string]string {
 	return md
 }
 
-// prepare reads the settled dump once (hash, compressibility), reads what it
-// says about itself and its crash report, attributes it and fixes its key.
+// prepare reads what the settled dump says about itself and its crash
+// report, attributes it, decides what to do with it, samples it for
+// compressibility when it is to be uploaded, and fixes its key. It does not
+// read the whole file: the SHA-256 is computed by the upload itself.
 // A dump re-planned because it changed keeps its earlier key and compression:
 // the key never changes once chosen.
 func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.Info, earlier *plan) (*plan, error) {
 	rec := &it.rec
-	an, err := a.up.Analyze(ctx, f, info.Size)
-	if errors.Is(err, uploader.ErrSourceChanged) {
-		return nil, errChanged
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", rec.Path, err)
-	}
 	m := &manifest.Manifest{
 		SchemaVersion: manifest.SchemaVersion,
 		ID:            rec.ID,
@@ -317,7 +337,6 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 			Name:    path.Base(rec.Path),
 			Path:    rec.Path,
 			Size:    info.Size,
-			SHA256:  an.SHA256,
 			ModTime: info.Mtime.UTC(),
 		},
 	}
@@ -367,9 +386,22 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	if d.compression != "" {
 		compression = d.compression
 	}
-	compress := compression == manifest.CompressionZstd && an.Compress && d.action == actionUpload
-	if earlier != nil {
+	var compress bool
+	switch {
+	case earlier != nil:
 		compress = earlier.Compress
+	case compression == manifest.CompressionZstd && d.action == actionUpload:
+		an, err := a.up.Analyze(ctx, f, info.Size)
+		if errors.Is(err, uploader.ErrSourceChanged) {
+			return nil, errChanged
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sample %s: %w", rec.Path, err)
+		}
+		compress = an.Compress
+		if !compress {
+			a.log.Info("dump looks incompressible; sending it raw", "path", rec.Path, "sampled_ratio", an.Ratio)
+		}
 	}
 	m.Object.Compression = manifest.CompressionNone
 	if compress {
@@ -399,7 +431,7 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	default:
 		dest = a.dests.Route("", nil)
 	}
-	return &plan{Size: info.Size, ModTime: info.Mtime, SHA256: an.SHA256, Compress: compress, Key: key, Manifest: m,
+	return &plan{Size: info.Size, ModTime: info.Mtime, Compress: compress, Key: key, Manifest: m,
 		Action: d.action, ActionReason: d.reason, Destination: dest}, nil
 }
 

@@ -213,7 +213,9 @@ func TestCrashLoopStorm(t *testing.T) {
 		}
 		if m.Object.ManifestOnly {
 			manifestOnly++
-			if m.Pod == nil || m.Pod.Container != "app" || m.File.SHA256 == "" {
+			// Not hashed: the bytes are deleted unread, which is the point
+			// of the limit during a storm of large dumps.
+			if m.Pod == nil || m.Pod.Container != "app" || m.File.Size == 0 || m.File.SHA256 != "" {
 				t.Errorf("manifest-only record lacks facts: %+v", m)
 			}
 		}

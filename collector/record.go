@@ -43,9 +43,10 @@ type record struct {
 
 // plan is what the agent decided to store for a settled dump.
 type plan struct {
-	Size     int64              `json:"size"`
-	ModTime  time.Time          `json:"modTime"`
-	SHA256   string             `json:"sha256"`
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"modTime"`
+	// SHA256 is known once the upload has read the file.
+	SHA256   string             `json:"sha256,omitempty"`
 	Compress bool               `json:"compress"`
 	Key      string             `json:"key"`
 	Manifest *manifest.Manifest `json:"manifest"`

@@ -34,9 +34,35 @@ type PutOptions struct {
 	// lower-case words joined by '-'.
 	Metadata    map[string]string
 	ContentType string
+	// LateMetadata, when set, returns more metadata that is known only once
+	// the body is being produced (the SHA-256 of a dump hashed while it is
+	// compressed). Stores call it, through ObjectMetadata, exactly when the
+	// object is created, before any of its bytes are committed; it may
+	// block, and the store holds back what it has read meanwhile within its
+	// buffer budget.
+	LateMetadata func(context.Context) (map[string]string, error)
 	// SizeHint is an upper bound of the body's size when size is -1; stores
 	// use it to choose a part size that keeps the number of parts in range.
 	SizeHint int64
+}
+
+// ObjectMetadata returns Metadata merged with LateMetadata (which wins).
+func (o PutOptions) ObjectMetadata(ctx context.Context) (map[string]string, error) {
+	if o.LateMetadata == nil {
+		return o.Metadata, nil
+	}
+	late, err := o.LateMetadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(o.Metadata)+len(late))
+	for k, v := range o.Metadata {
+		out[k] = v
+	}
+	for k, v := range late {
+		out[k] = v
+	}
+	return out, nil
 }
 
 // Object describes a stored object.

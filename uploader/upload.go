@@ -65,10 +65,9 @@ func New(opts Options) (*Uploader, error) {
 	return u, nil
 }
 
-// Analysis is what one read of a file tells before it is sent.
+// Analysis is what a quick look at a file tells before it is sent.
 type Analysis struct {
-	SHA256 string
-	Size   int64
+	Size int64
 	// Ratio is the sampled compressed/original ratio (1 when not sampled).
 	Ratio float64
 	// Compress is the recommendation: true unless the data looked
@@ -76,46 +75,63 @@ type Analysis struct {
 	Compress bool
 }
 
-// Analyze reads size bytes of r once: it computes the SHA-256 that goes into
-// the manifest and object metadata, and compresses a sample of blocks spread
-// over the file to decide whether compression is worth its CPU.
+const (
+	// smallFile: below this, samples are small pieces rather than whole
+	// blocks, so that sampling costs a few percent of compressing the file,
+	// not as much.
+	smallFile = 16 << 20
+	// smallSample is the size of those pieces, and smallSamples their
+	// number at most.
+	smallSample  = 64 << 10
+	smallSamples = 4
+)
+
+// Analyze compresses a sample spread over the file to decide whether
+// compression is worth its CPU: about 1 block of 1 MiB in 32 (at most 64) of
+// a large file, up to 4 pieces of 64 KiB of a small one. It does not read the
+// whole file: the SHA-256 is computed by Send, in the same pass as the upload.
 func (u *Uploader) Analyze(ctx context.Context, r io.ReaderAt, size int64) (Analysis, error) {
-	h := sha256.New()
+	a := Analysis{Size: size, Ratio: 1}
+	if size == 0 {
+		return a, nil
+	}
 	bp := u.bufs.Get().(*[]byte)
 	defer u.bufs.Put(bp)
 	buf := *bp
-	blocks := (size + analyzeBlock - 1) / analyzeBlock
-	// Sample about 1 block in 32, at least 4 and at most 64 blocks. The
-	// stride is odd and the start random, so data that repeats with a
+	block := int64(analyzeBlock)
+	if size < smallFile {
+		block = smallSample
+	}
+	blocks := (size + block - 1) / block
+	var every int64
+	if size < smallFile {
+		every = max(1, blocks/smallSamples)
+	} else {
+		// About 1 block in 32, at least 4 and at most 64 blocks.
+		every = max(blocks/64, min(32, max(1, blocks/4)))
+	}
+	// The stride is odd and the start random, so data that repeats with a
 	// power-of-two period cannot fool the sample.
-	every := max(blocks/64, min(32, max(1, blocks/4)))
 	if every > 1 && every%2 == 0 {
 		every++
 	}
-	offset := int64(0)
+	first := int64(0)
 	if every > 1 {
-		offset = mathrand.Int64N(every)
+		first = mathrand.Int64N(every)
 	}
 	var sampledIn, sampledOut int64
-	for i, off := int64(0), int64(0); off < size; i, off = i+1, off+analyzeBlock {
-		if i%64 == 0 && ctx.Err() != nil {
-			return Analysis{}, ctx.Err()
+	for i := first; i < blocks; i += every {
+		if err := ctx.Err(); err != nil {
+			return Analysis{}, err
 		}
-		n := int(min(int64(len(buf)), size-off))
-		m, err := r.ReadAt(buf[:n], off)
-		if m < n {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%w: %d bytes at offset %d, expected %d", ErrSourceChanged, m, off, n)
-			}
-			return Analysis{}, fmt.Errorf("read at %d: %w", off, err)
+		off := i * block
+		n := int(min(block, size-off))
+		if err := readFull(r, buf[:n], off); err != nil {
+			return Analysis{}, err
 		}
-		h.Write(buf[:n])
-		if i%every == offset {
-			sampledIn += int64(n)
-			sampledOut += int64(u.c.sample(buf[:n]))
-		}
+		sampledIn += int64(n)
+		sampledOut += int64(u.c.sample(buf[:n]))
 	}
-	a := Analysis{SHA256: hex.EncodeToString(h.Sum(nil)), Size: size, Ratio: 1}
 	if sampledIn > 0 {
 		a.Ratio = float64(sampledOut) / float64(sampledIn)
 	}
@@ -123,17 +139,102 @@ func (u *Uploader) Analyze(ctx context.Context, r io.ReaderAt, size int64) (Anal
 	return a, nil
 }
 
+// readFull reads len(p) bytes at off; a short read means the file shrank.
+func readFull(r io.ReaderAt, p []byte, off int64) error {
+	m, err := r.ReadAt(p, off)
+	if m < len(p) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: %d bytes at offset %d, expected %d", ErrSourceChanged, m, off, len(p))
+		}
+		return fmt.Errorf("read at %d: %w", off, err)
+	}
+	return nil
+}
+
+// Hash returns the hex SHA-256 of size bytes of r.
+func (u *Uploader) Hash(ctx context.Context, r io.ReaderAt, size int64) (string, error) {
+	r = sparseAware(r)
+	h := sha256.New()
+	bp := u.bufs.Get().(*[]byte)
+	defer u.bufs.Put(bp)
+	buf := *bp
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n := int(min(int64(len(buf)), size-off))
+		if err := readFull(r, buf[:n], off); err != nil {
+			return "", err
+		}
+		h.Write(buf[:n])
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Sent is what Send stored.
+type Sent struct {
+	Object
+	// SHA256 is the hex SHA-256 of the original bytes, also stored as the
+	// object's MetaSHA256 metadata.
+	SHA256 string
+}
+
 // Send stores size bytes of r under key, zstd-compressed when compress is
-// set. It fails with ErrSourceChanged if r turns out shorter than size.
-func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt, size int64, compress bool, opts PutOptions) (Object, error) {
-	src := exactReaderAt{r: r, size: size}
+// set, with the SHA-256 of the original bytes in the object metadata
+// (MetaSHA256). It fails with ErrSourceChanged if r turns out shorter than
+// size.
+//
+// A compressed upload hashes the file on its own goroutine while the
+// compressor runs on the others: S3 wants the metadata when the upload is
+// created, so the store holds back the first parts (within its bounded
+// buffer budget) until the hash is done, through PutOptions.LateMetadata.
+// Nothing waits for a separate hashing pass, and memory stays bounded. A raw
+// upload hashes first: its parts are read straight from the file, so there
+// is nothing to overlap the hash with until the upload exists.
+func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt, size int64, compress bool, opts PutOptions) (Sent, error) {
+	src := exactReaderAt{r: sparseAware(r), size: size}
 	if !compress {
+		sum, err := u.Hash(ctx, src, size)
+		if err != nil {
+			return Sent{}, fmt.Errorf("upload %s: hash: %w", key, err)
+		}
+		opts.Metadata = withSHA256(opts.Metadata, sum)
 		o, err := s.Put(ctx, key, io.NewSectionReader(src, 0, size), size, opts)
 		if err != nil {
-			return Object{}, fmt.Errorf("upload %s: %w", key, err)
+			return Sent{}, fmt.Errorf("upload %s: %w", key, err)
 		}
-		return o, nil
+		return Sent{Object: o, SHA256: sum}, nil
 	}
+
+	hctx, cancelHash := context.WithCancel(ctx)
+	defer cancelHash()
+	var sum string
+	var herr error
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		sum, herr = u.Hash(hctx, src, size)
+	}()
+	earlier := opts.LateMetadata
+	opts.LateMetadata = func(ctx context.Context) (map[string]string, error) {
+		var md map[string]string
+		if earlier != nil {
+			var err error
+			if md, err = earlier(ctx); err != nil {
+				return nil, err
+			}
+		}
+		select {
+		case <-hashed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if herr != nil {
+			return nil, fmt.Errorf("hash: %w", herr)
+		}
+		return withSHA256(md, sum), nil
+	}
+
 	pr, pw := io.Pipe()
 	var read int64
 	var cerr error
@@ -150,16 +251,34 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 	o, err := s.Put(ctx, key, pr, -1, opts)
 	pr.CloseWithError(errors.New("upload ended"))
 	<-done
-	if cerr != nil && (err == nil || errors.Is(cerr, ErrSourceChanged)) {
-		return Object{}, fmt.Errorf("upload %s: compress: %w", key, cerr)
-	}
 	if err != nil {
-		return Object{}, fmt.Errorf("upload %s: %w", key, err)
+		cancelHash()
 	}
-	if read != size {
-		return Object{}, fmt.Errorf("upload %s: %w: read %d of %d bytes", key, ErrSourceChanged, read, size)
+	<-hashed
+	switch {
+	case errors.Is(cerr, ErrSourceChanged):
+		return Sent{}, fmt.Errorf("upload %s: compress: %w", key, cerr)
+	case errors.Is(herr, ErrSourceChanged):
+		return Sent{}, fmt.Errorf("upload %s: hash: %w", key, herr)
+	case cerr != nil && err == nil:
+		return Sent{}, fmt.Errorf("upload %s: compress: %w", key, cerr)
+	case err != nil:
+		return Sent{}, fmt.Errorf("upload %s: %w", key, err)
+	case herr != nil:
+		return Sent{}, fmt.Errorf("upload %s: hash: %w", key, herr)
+	case read != size:
+		return Sent{}, fmt.Errorf("upload %s: %w: read %d of %d bytes", key, ErrSourceChanged, read, size)
 	}
-	return o, nil
+	return Sent{Object: o, SHA256: sum}, nil
+}
+
+func withSHA256(md map[string]string, sum string) map[string]string {
+	out := make(map[string]string, len(md)+1)
+	for k, v := range md {
+		out[k] = v
+	}
+	out[MetaSHA256] = sum
+	return out
 }
 
 // exactReaderAt turns a short read inside [0,size) into ErrSourceChanged, so

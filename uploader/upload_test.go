@@ -20,10 +20,11 @@ import (
 type memStore struct {
 	mu      sync.Mutex
 	objects map[string][]byte
+	meta    map[string]map[string]string
 	failPut error
 }
 
-func (m *memStore) Put(_ context.Context, key string, body io.Reader, _ int64, _ PutOptions) (Object, error) {
+func (m *memStore) Put(ctx context.Context, key string, body io.Reader, _ int64, opts PutOptions) (Object, error) {
 	if m.failPut != nil {
 		return Object{}, m.failPut
 	}
@@ -31,12 +32,18 @@ func (m *memStore) Put(_ context.Context, key string, body io.Reader, _ int64, _
 	if err != nil {
 		return Object{}, err
 	}
+	md, err := opts.ObjectMetadata(ctx)
+	if err != nil {
+		return Object{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.objects == nil {
 		m.objects = map[string][]byte{}
+		m.meta = map[string]map[string]string{}
 	}
 	m.objects[key] = b
+	m.meta[key] = md
 	return Object{Key: key, Size: int64(len(b))}, nil
 }
 
@@ -130,10 +137,15 @@ func TestAnalyze(t *testing.T) {
 		data     []byte
 		compress bool
 	}{
-		{"random", random(t, 3<<20), false},
-		{"zeros", make([]byte, 5<<20+17), true},
-		{"mixed", mixed(t, 4<<20), true},
+		{"random", random(t, 24<<20), false},
+		{"zeros", make([]byte, 17<<20+17), true},
+		{"mixed", mixed(t, 20<<20), true},
 		{"empty", nil, false},
+		// Small files are sampled in small pieces.
+		{"small random", random(t, 3<<20), false},
+		{"small mixed", mixed(t, 5<<20), true},
+		{"tiny random", random(t, 1000), false},
+		{"tiny zeros", make([]byte, 1000), true},
 		// One random MiB every 4 MiB: a power-of-two stride would sample
 		// only the random blocks and send 75% zeros raw.
 		{"periodic", periodic(t, 128<<20, 4<<20), true},
@@ -142,16 +154,12 @@ func TestAnalyze(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		h := sha256.Sum256(tc.data)
-		if a.SHA256 != hex.EncodeToString(h[:]) {
-			t.Errorf("%s: wrong sha256", tc.name)
-		}
 		if a.Compress != tc.compress {
 			t.Errorf("%s: compress=%v (ratio %.2f), want %v", tc.name, a.Compress, a.Ratio, tc.compress)
 		}
 	}
 	// A source shorter than announced: the file shrank under us.
-	_, err = u.Analyze(context.Background(), bytes.NewReader(make([]byte, 100)), 200)
+	_, err = u.Analyze(context.Background(), bytes.NewReader(make([]byte, 100)), 200<<20)
 	if !errors.Is(err, ErrSourceChanged) {
 		t.Errorf("short source: %v, want ErrSourceChanged", err)
 	}
@@ -164,10 +172,17 @@ func TestSend(t *testing.T) {
 	}
 	s := &memStore{}
 	data := mixed(t, 300<<10)
+	want := sha256.Sum256(data)
 	for _, compress := range []bool{false, true} {
 		o, err := u.Send(context.Background(), s, "k", bytes.NewReader(data), int64(len(data)), compress, PutOptions{})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if o.SHA256 != hex.EncodeToString(want[:]) {
+			t.Errorf("compress=%v: sha256 %s, want %x", compress, o.SHA256, want)
+		}
+		if got := s.meta["k"][MetaSHA256]; got != o.SHA256 {
+			t.Errorf("compress=%v: stored sha256 metadata %q, want %s", compress, got, o.SHA256)
 		}
 		got := s.objects["k"]
 		if compress {

@@ -59,9 +59,8 @@ type latencyResult struct {
 	SettleS   float64 `json:"settle_s"`
 	IntervalS float64 `json:"interval_s"`
 	SizeBytes int64   `json:"size_bytes"`
-	// Writer's close → upload start (the agent's "dump uploaded" time
-	// minus its duration: the moment Send began, after the SHA-256 pass),
-	// minus the settle time.
+	// Writer's close → upload start (the agent's "upload started" line,
+	// logged just before Send begins), minus the settle time.
 	CloseToUploadStart dist `json:"close_to_upload_start_beyond_settle"`
 	// Writer's close → "dump uploaded" (object verified with Head, manifest
 	// stored and verified), minus the settle time.
@@ -276,7 +275,7 @@ func runLatency(ctx context.Context, c config, srv *minio, runDir string) (*late
 	res := &latencyResult{Dumps: c.latencyDumps, SettleS: c.latencySettle.Seconds(), IntervalS: c.latencyInterval.Seconds(),
 		SizeBytes: c.latencySize, AgentPeakRSS: u.PeakRSS, AgentCPUS: u.CPUS,
 		Method: "writer close time taken by the harness right after close(2) returns; claim and upload times from the agent's JSON log " +
-			"(\"claimed dump\"; \"dump uploaded\" time, and that time minus its logged duration for the start of the upload), same clock; " +
+			"(\"claimed dump\", \"upload started\", \"dump uploaded\"), same clock; " +
 			"settle time subtracted"}
 	var start, verified, claim, dur []float64
 	seen := map[string]bool{}
@@ -288,6 +287,8 @@ func runLatency(ctx context.Context, c config, srv *minio, runDir string) (*late
 		switch l.Msg {
 		case "claimed dump":
 			claim = append(claim, ms(l.Time.Sub(created[l.Path])))
+		case "upload started":
+			start = append(start, ms(l.Time.Sub(tc)-c.latencySettle))
 		case "dump uploaded":
 			d, err := time.ParseDuration(l.Duration)
 			if err != nil {
@@ -295,10 +296,12 @@ func runLatency(ctx context.Context, c config, srv *minio, runDir string) (*late
 			}
 			seen[l.Path] = true
 			settle := c.latencySettle
-			start = append(start, ms(l.Time.Add(-d).Sub(tc)-settle))
 			verified = append(verified, ms(l.Time.Sub(tc)-settle))
 			dur = append(dur, ms(d))
 		}
+	}
+	if len(start) != len(closed) {
+		return nil, fmt.Errorf("agent log: %d \"upload started\" lines for %d dumps", len(start), len(closed))
 	}
 	if len(seen) != len(closed) {
 		var missing []string

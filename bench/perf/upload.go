@@ -204,7 +204,7 @@ func agentRound(ctx context.Context, c config, srv *minio, set *inputSet, res *s
 		"--store", "s3://" + agentBucket + "/" + prefix, "--s3-endpoint", srv.endpoint,
 		"--pod-source", "none",
 		// --settle-time 0 means the default (2s): 1ms is the minimum.
-		"--settle-time", "1ms",
+		"--settle-time", "0s",
 		"--keep-free", "0", "--max-dump-bytes", "0", "--max-dumps-per-window", "0",
 		"--log-format", "json"}
 	args = append(args, c.agentFlags...)

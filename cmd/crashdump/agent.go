@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ type agentFlags struct {
 	keyTemplate                 string
 	uploadWorkers               int
 	partSize, uploadBuffer      byteSize
+	cpuProfile                  string
 	partConcurrency             int
 	logLevel, logFormat         string
 	namespaceDirs               []string
@@ -52,7 +54,7 @@ type agentFlags struct {
 }
 
 func newAgentCmd() *cobra.Command {
-	f := agentFlags{partSize: byteSize(s3store.DefaultPartSize), uploadBuffer: 32 << 20}
+	f := agentFlags{partSize: byteSize(s3store.DefaultPartSize), uploadBuffer: 16 << 20}
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: collect crash dumps and upload them",
@@ -91,7 +93,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.StringVar(&f.procRoot, "proc-root", "/proc", "host /proc (for writer detection and attribution)")
 	fs.StringVar(&f.listenAddress, "listen-address", ":9102", "address for /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&f.compression, "compression", "zstd", "zstd or none (incompressible dumps are always sent raw)")
-	fs.DurationVar(&f.settleTime, "settle-time", 2*time.Second, "quiet period before a closed dump counts as complete")
+	fs.DurationVar(&f.settleTime, "settle-time", 2*time.Second, "quiet period before a closed dump counts as complete (0s: none, complete as soon as no process holds it open)")
 	fs.DurationVar(&f.maxSettleWait, "max-settle-wait", 30*time.Minute, "upload a dump still open or changing after this long anyway, marked incomplete")
 	fs.DurationVar(&f.rescanInterval, "rescan-interval", time.Minute, "full rescan of --dump-dir (a safety net under the file watches)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long uploads in flight may finish; the rest resumes at the next start")
@@ -102,10 +104,12 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.IntVar(&f.uploadWorkers, "upload-workers", 2, "dumps uploaded at the same time")
 	fs.Var(&f.partSize, "part-size", "preferred multipart part size (grows for objects over 10,000 parts)")
 	fs.IntVar(&f.partConcurrency, "part-concurrency", 4, "parts of one dump in flight at the same time")
-	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for the part buffers of compressed uploads, shared by all uploads (bounds memory whatever the size and number of dumps)")
+	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for the part buffers of compressed uploads, shared by all uploads (bounds memory whatever the size and number of dumps; raw uploads read parts straight from the file)")
 	fs.StringSliceVar(&f.namespaceDirs, "namespace-dirs", nil, "namespaces whose directory <dump-dir>/<namespace> the agent creates at start-up (for per-namespace hostPath PersistentVolumes)")
 	fs.StringVar(&f.namespaceDirMode, "namespace-dir-mode", "1777", "octal mode of --namespace-dirs directories (sticky and world-writable by default, like /tmp: pods run as any user)")
 	f.protection.register(fs)
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (performance work; see docs/performance.md)")
+	_ = fs.MarkHidden("cpu-profile")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	return cmd
@@ -147,6 +151,17 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -199,7 +214,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 		NamespaceDirs: f.namespaceDirs, NamespaceDirMode: dirMode,
 		DumpDir: f.dumpDir, StateDir: f.stateDir, ProcRoot: f.procRoot, Node: node, Version: version,
 		Include: f.include, Exclude: f.exclude, Compression: f.compression, KeyTemplate: kt,
-		SettleTime: f.settleTime, MaxSettleWait: f.maxSettleWait, RescanInterval: f.rescanInterval,
+		SettleTime: settleTime(f.settleTime), MaxSettleWait: f.maxSettleWait, RescanInterval: f.rescanInterval,
 		UploadWorkers: f.uploadWorkers, ShutdownGrace: f.shutdownGrace, Once: f.once,
 	}
 	if err := f.protection.apply(&cfg); err != nil {
@@ -283,4 +298,13 @@ func parseDirMode(s string) (fs.FileMode, error) {
 		m |= fs.ModeSticky
 	}
 	return m, nil
+}
+
+// settleTime maps the flag to collector.Config, where zero means "default":
+// --settle-time 0s asks for no quiet period at all.
+func settleTime(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

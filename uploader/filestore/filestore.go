@@ -91,7 +91,13 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, _ int64, op
 	if err != nil {
 		return uploader.Object{}, fmt.Errorf("put %s: write: %w", key, err)
 	}
-	for k, v := range opts.Metadata {
+	// The file only becomes the object at the rename below: metadata known
+	// late is still in time here.
+	meta, err := opts.ObjectMetadata(ctx)
+	if err != nil {
+		return uploader.Object{}, fmt.Errorf("put %s: metadata: %w", key, err)
+	}
+	for k, v := range meta {
 		if err := unix.Fsetxattr(int(f.Fd()), xattrPrefix+k, []byte(v), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 			return uploader.Object{}, fmt.Errorf("put %s: set metadata %s: %w", key, k, err)
 		}
@@ -109,7 +115,7 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, _ int64, op
 		_ = d.Sync()
 		d.Close()
 	}
-	return s.object(key, n, "crc32c:"+uploader.FormatCRC32C(h.Sum32()), opts.Metadata), nil
+	return s.object(key, n, "crc32c:"+uploader.FormatCRC32C(h.Sum32()), meta), nil
 }
 
 // Head implements uploader.Store. It reads the whole file back to compute

@@ -56,9 +56,11 @@ type File struct {
 	// Name is the base name the writer gave the file.
 	Name string `json:"name"`
 	// Path is the file's path relative to the dump directory, slash-separated.
-	Path    string    `json:"path"`
-	Size    int64     `json:"size"`
-	SHA256  string    `json:"sha256"`
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	// SHA256 of the original bytes; empty when the dump was not uploaded
+	// (manifest-only records of rate-limited dumps).
+	SHA256  string    `json:"sha256,omitempty"`
 	ModTime time.Time `json:"modTime"`
 	// CrashReport is the name of the .crashreport.json that came with it.
 	CrashReport string `json:"crashReport,omitempty"`

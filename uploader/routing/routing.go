@@ -106,9 +106,12 @@ func (c *Config) Route(ns string, nsLabels map[string]string) string {
 }
 
 var (
-	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	roleARN   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
-	secretRef = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	// No counted repetitions ({0,61}): each compiles into a program that
+	// many copies long, costing start-up time and memory in every agent.
+	// Lengths are checked apart.
+	dnsLabelRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	roleARNRE   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@/-]+)$`)
+	secretRefRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 )
 
 // errAt is an error about the config at a line.
@@ -265,7 +268,7 @@ func parseDestination(n *yaml.Node) (Destination, error) {
 		return d, err
 	}
 	switch {
-	case !dnsLabel.MatchString(d.Name):
+	case !validDNSLabel(d.Name):
 		return d, at(n, "destination name %q: want lower-case letters, digits and '-' (it becomes a metrics label)", d.Name)
 	case d.Store == "":
 		return d, at(n, "destination %q: store is required (s3://bucket/prefix or file:///path)", d.Name)
@@ -281,10 +284,10 @@ func parseDestination(n *yaml.Node) (Destination, error) {
 	if d.SSEKMSKeyID != "" && d.SSE != "aws:kms" {
 		return d, at(n, "destination %q: sseKMSKeyID needs sse: aws:kms", d.Name)
 	}
-	if d.RoleARN != "" && !roleARN.MatchString(d.RoleARN) {
+	if d.RoleARN != "" && !validRoleARN(d.RoleARN) {
 		return d, at(n, "destination %q: roleARN %q is not an IAM role ARN", d.Name, d.RoleARN)
 	}
-	if d.CredentialsSecret != "" && !secretRef.MatchString(d.CredentialsSecret) {
+	if d.CredentialsSecret != "" && !validSecretRef(d.CredentialsSecret) {
 		return d, at(n, "destination %q: credentialsSecret %q is not a Secret name", d.Name, d.CredentialsSecret)
 	}
 	return d, nil
@@ -304,7 +307,7 @@ func parseRoute(n *yaml.Node, names map[string]int) (Route, error) {
 				if err := str(item, &ns); err != nil {
 					return err
 				}
-				if !dnsLabel.MatchString(ns) {
+				if !validDNSLabel(ns) {
 					return at(item, "%q is not a namespace name", ns)
 				}
 				r.Namespaces = append(r.Namespaces, ns)
@@ -383,4 +386,15 @@ func parseSelector(n *yaml.Node) (labels.Selector, error) {
 func IsLineError(err error) bool {
 	var e errAt
 	return errors.As(err, &e)
+}
+
+func validDNSLabel(s string) bool { return len(s) <= 63 && dnsLabelRE.MatchString(s) }
+
+func validSecretRef(s string) bool { return len(s) <= 253 && secretRefRE.MatchString(s) }
+
+// validRoleARN: an IAM role ARN whose path and name are at most 512
+// characters.
+func validRoleARN(s string) bool {
+	m := roleARNRE.FindStringSubmatch(s)
+	return m != nil && len(m[1]) <= 512
 }

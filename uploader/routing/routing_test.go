@@ -74,6 +74,8 @@ func TestBadConfigNamesTheLine(t *testing.T) {
 		{"bad selector", "routes:\n  - namespaceSelector:\n      matchExpressions:\n        - {key: a, operator: Sometimes}\n    destination: default\n", "line 3: namespaceSelector"},
 		{"bad sse", "destinations:\n  - name: a\n    store: s3://a\n    sse: rot13\n", "line 2: destination \"a\": sse \"rot13\""},
 		{"bad role", "destinations:\n  - name: a\n    store: s3://a\n    roleARN: admin\n", "line 2: destination \"a\": roleARN"},
+		{"role name too long", "destinations:\n  - name: a\n    store: s3://a\n    roleARN: arn:aws:iam::123456789012:role/" + strings.Repeat("r", 513) + "\n", "line 2: destination \"a\": roleARN"},
+		{"namespace too long", "routes:\n  - namespaces: [" + strings.Repeat("n", 64) + "]\n    destination: default\n", "is not a namespace name"},
 		{"undefined default", "default: nowhere\n", "line 1: default destination \"nowhere\" is not defined"},
 		{"not yaml", "destinations: [\n", "not valid YAML"},
 		{"not a mapping", "- a\n", "line 1"},
@@ -86,6 +88,33 @@ func TestBadConfigNamesTheLine(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %q, want it to contain %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestNameValidation(t *testing.T) {
+	for _, tc := range []struct {
+		check func(string) bool
+		in    string
+		want  bool
+	}{
+		{validRoleARN, "arn:aws:iam::123456789012:role/crashdump-team-b", true},
+		{validRoleARN, "arn:aws-cn:iam::123456789012:role/path/to/Role_1+=,.@-", true},
+		{validRoleARN, "arn:aws:iam::123456789012:role/" + strings.Repeat("r", 512), true},
+		{validRoleARN, "arn:aws:iam::123456789012:role/" + strings.Repeat("r", 513), false},
+		{validRoleARN, "arn:aws:iam::12345678901:role/short-account", false},
+		{validRoleARN, "arn:aws:iam::123456789012:user/alice", false},
+		{validDNSLabel, "team-a", true},
+		{validDNSLabel, strings.Repeat("a", 63), true},
+		{validDNSLabel, strings.Repeat("a", 64), false},
+		{validDNSLabel, "-a", false},
+		{validSecretRef, "creds.team-a", true},
+		{validSecretRef, strings.Repeat("s", 253), true},
+		{validSecretRef, strings.Repeat("s", 254), false},
+		{validSecretRef, "Creds", false},
+	} {
+		if got := tc.check(tc.in); got != tc.want {
+			t.Errorf("%.60q: valid=%v, want %v", tc.in, got, tc.want)
 		}
 	}
 }

@@ -84,7 +84,16 @@ type Store struct {
 	cfg    Config
 	client *s3.Client
 	log    *slog.Logger
-	bufs   sync.Pool
+	// free holds part buffers for reuse. Not a sync.Pool: a pool is emptied
+	// by every GC, and each refill would leave up to the whole budget as
+	// garbage, doubling the heap the budget is meant to bound.
+	// A while after the last buffer in use came back, the list is dropped:
+	// an idle agent holds no part buffers, a busy one does not allocate
+	// (and zero) fresh ones for every dump.
+	freeMu   sync.Mutex
+	free     [][]byte
+	inUse    int
+	idleTrim *time.Timer
 	// mem is the part-buffer budget shared by every upload, so that memory
 	// stays bounded however many dumps are uploaded at once.
 	mem *semaphore.Weighted
@@ -167,7 +176,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	s := &Store{cfg: cfg, client: client, log: log, mem: semaphore.NewWeighted(cfg.MaxBufferBytes)}
-	s.bufs.New = func() any { return new(buffer) }
 	return s, nil
 }
 
@@ -283,19 +291,68 @@ func (s *Store) getBuf(ctx context.Context, n int64) (*buffer, error) {
 	if err := s.mem.Acquire(ctx, w); err != nil {
 		return nil, err
 	}
-	b := s.bufs.Get().(*buffer)
-	if int64(cap(b.b)) < n {
-		b.b = make([]byte, n)
+	s.freeMu.Lock()
+	s.inUse++
+	var b []byte
+	for i := len(s.free) - 1; i >= 0; i-- {
+		if int64(cap(s.free[i])) >= n {
+			b = s.free[i]
+			s.free = append(s.free[:i], s.free[i+1:]...)
+			break
+		}
 	}
-	b.b, b.weight = b.b[:n], w
-	return b, nil
+	s.freeMu.Unlock()
+	if b == nil {
+		b = make([]byte, n)
+	}
+	return &buffer{b: b[:n], weight: w}, nil
 }
 
-// putBuf returns a buffer taken with getBuf.
+// putBuf returns a buffer taken with getBuf. While uploads are running,
+// buffers are kept for reuse as long as their total stays within the budget; a buffer of another size (a
+// huge object's larger parts) replaces the smallest kept ones.
 func (s *Store) putBuf(b *buffer) {
-	w := b.weight
-	s.bufs.Put(b)
-	s.mem.Release(w)
+	s.freeMu.Lock()
+	s.inUse--
+	if s.inUse == 0 {
+		if s.idleTrim == nil {
+			s.idleTrim = time.AfterFunc(bufferIdleTime, s.trimIdle)
+		} else {
+			s.idleTrim.Reset(bufferIdleTime)
+		}
+	}
+	kept := int64(cap(b.b))
+	for _, f := range s.free {
+		kept += int64(cap(f))
+	}
+	for kept > s.cfg.MaxBufferBytes && len(s.free) > 0 {
+		smallest := 0
+		for i, f := range s.free {
+			if cap(f) < cap(s.free[smallest]) {
+				smallest = i
+			}
+		}
+		kept -= int64(cap(s.free[smallest]))
+		s.free = append(s.free[:smallest], s.free[smallest+1:]...)
+	}
+	if kept <= s.cfg.MaxBufferBytes {
+		s.free = append(s.free, b.b)
+	}
+	s.freeMu.Unlock()
+	s.mem.Release(b.weight)
+}
+
+// bufferIdleTime is how long part buffers are kept after the last upload.
+const bufferIdleTime = 10 * time.Second
+
+// trimIdle drops the kept buffers if no upload started since the timer was
+// set.
+func (s *Store) trimIdle() {
+	s.freeMu.Lock()
+	defer s.freeMu.Unlock()
+	if s.inUse == 0 {
+		s.free = nil
+	}
 }
 
 // part is one multipart part: either bytes in a pooled buffer or a section
@@ -353,13 +410,17 @@ func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, o
 		return uploader.Object{}, fmt.Errorf("rewind body: %w", err)
 	}
 	sum := uploader.FormatCRC32C(h.Sum32())
+	meta, err := opts.ObjectMetadata(ctx)
+	if err != nil {
+		return uploader.Object{}, fmt.Errorf("put %s: metadata: %w", s.url(key), err)
+	}
 	in := &s3.PutObjectInput{
 		Bucket:         aws.String(s.cfg.Bucket),
 		Key:            aws.String(key),
 		Body:           body,
 		ContentLength:  aws.Int64(size),
 		ChecksumCRC32C: aws.String(sum),
-		Metadata:       opts.Metadata,
+		Metadata:       meta,
 	}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
@@ -368,28 +429,49 @@ func (s *Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, o
 	if _, err := s.client.PutObject(ctx, in, unsignedPayload); err != nil {
 		return uploader.Object{}, fmt.Errorf("put %s: %w", s.url(key), err)
 	}
-	return s.object(key, size, "crc32c:"+sum, opts.Metadata), nil
+	return s.object(key, size, "crc32c:"+sum, meta), nil
 }
 
+// putMultipart creates the upload when the first part is ready to go, not
+// before: parts read meanwhile wait in their buffers (bounded by inFlight and
+// the buffer budget), so metadata known late (opts.LateMetadata) costs no
+// idle time.
 func (s *Store) putMultipart(ctx context.Context, key string, opts uploader.PutOptions, partSize int64, inFlight int,
 	parts func(yield func(part) bool) error) (obj uploader.Object, err error) {
-	in := &s3.CreateMultipartUploadInput{
-		Bucket:            aws.String(s.cfg.Bucket),
-		Key:               aws.String(key),
-		Metadata:          opts.Metadata,
-		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+	var (
+		createOnce sync.Once
+		uploadID   *string
+		meta       map[string]string
+		createErr  error
+	)
+	create := func(ctx context.Context) (*string, error) {
+		createOnce.Do(func() {
+			meta, createErr = opts.ObjectMetadata(ctx)
+			if createErr != nil {
+				createErr = fmt.Errorf("metadata: %w", createErr)
+				return
+			}
+			in := &s3.CreateMultipartUploadInput{
+				Bucket:            aws.String(s.cfg.Bucket),
+				Key:               aws.String(key),
+				Metadata:          meta,
+				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+			}
+			if opts.ContentType != "" {
+				in.ContentType = aws.String(opts.ContentType)
+			}
+			in.ServerSideEncryption, in.SSEKMSKeyId = s.sse()
+			created, err := s.client.CreateMultipartUpload(ctx, in)
+			if err != nil {
+				createErr = fmt.Errorf("create multipart upload: %w", err)
+				return
+			}
+			uploadID = created.UploadId
+		})
+		return uploadID, createErr
 	}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
-	}
-	in.ServerSideEncryption, in.SSEKMSKeyId = s.sse()
-	created, err := s.client.CreateMultipartUpload(ctx, in)
-	if err != nil {
-		return uploader.Object{}, fmt.Errorf("create multipart upload %s: %w", s.url(key), err)
-	}
-	uploadID := created.UploadId
 	defer func() {
-		if err == nil {
+		if err == nil || uploadID == nil {
 			return
 		}
 		// Never leave an orphaned upload behind; the context may already
@@ -431,6 +513,10 @@ func (s *Store) putMultipart(ctx context.Context, key string, opts uploader.PutO
 			if err != nil {
 				return fmt.Errorf("part %d: %w", n, err)
 			}
+			uploadID, err := create(gctx)
+			if err != nil {
+				return err
+			}
 			body, size := p.reader()
 			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
 				Bucket:         aws.String(s.cfg.Bucket),
@@ -464,6 +550,9 @@ func (s *Store) putMultipart(ctx context.Context, key string, opts uploader.PutO
 	if err := ctx.Err(); err != nil {
 		return uploader.Object{}, fmt.Errorf("multipart upload %s: %w", s.url(key), err)
 	}
+	if number == 0 {
+		return uploader.Object{}, fmt.Errorf("multipart upload %s: no parts", s.url(key))
+	}
 	sort.Slice(completed, func(i, j int) bool { return *completed[i].PartNumber < *completed[j].PartNumber })
 	if _, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(s.cfg.Bucket),
@@ -482,7 +571,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, opts uploader.PutO
 		whole.Write(b[:])
 	}
 	sum := fmt.Sprintf("crc32c:%s-%d", uploader.FormatCRC32C(whole.Sum32()), number)
-	return s.object(key, total, sum, opts.Metadata), nil
+	return s.object(key, total, sum, meta), nil
 }
 
 // Head implements uploader.Store.

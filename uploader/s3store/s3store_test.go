@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -265,5 +268,87 @@ func TestSharedBufferBudget(t *testing.T) {
 		if !bytes.Equal(srv.Get(t, "dumps", "k"+string(rune('0'+i))), data) {
 			t.Errorf("object %d differs", i)
 		}
+	}
+}
+
+// countingReader counts what the store has read of a stream.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Metadata known only late (the SHA-256 a compressed upload computes while
+// it streams) is asked for when the upload is created, after the store has
+// read ahead into its buffers, and ends up on the object.
+func TestLateMetadata(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "dumps")
+	s := newStore(t, srv, "dumps", nil) // 5 MiB parts, 3 in flight
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		size int
+		// readAhead: bytes the store must have read before it asks.
+		readAhead int64
+	}{
+		{"single put", 1000, 1000},
+		{"multipart", 6*s3store.MinPartSize + 1, 3 * s3store.MinPartSize},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := randomBytes(t, tc.size)
+			body := &countingReader{r: bytes.NewReader(data)}
+			o, err := s.Put(ctx, tc.name, body, -1, uploader.PutOptions{
+				Metadata: map[string]string{"pod": "early", "node": "n1"},
+				LateMetadata: func(ctx context.Context) (map[string]string, error) {
+					// Like a hash still running: wait, while the store
+					// keeps reading into its buffers.
+					deadline := time.Now().Add(10 * time.Second)
+					for body.n.Load() < tc.readAhead {
+						if time.Now().After(deadline) {
+							return nil, fmt.Errorf("store read only %d bytes while waiting, want %d", body.n.Load(), tc.readAhead)
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+					return map[string]string{"sha256": "late-value", "pod": "late"}, nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := s.Head(ctx, tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"sha256": "late-value", "pod": "late", "node": "n1"}
+			for k, v := range want {
+				if h.Metadata[k] != v || o.Metadata[k] != v {
+					t.Errorf("metadata %s: stored %q, returned %q, want %q", k, h.Metadata[k], o.Metadata[k], v)
+				}
+			}
+			if h.Size != int64(tc.size) {
+				t.Errorf("stored %d bytes, want %d", h.Size, tc.size)
+			}
+		})
+	}
+	// A failure to produce the metadata fails the upload and leaves
+	// nothing, not even an unfinished multipart upload.
+	boom := errors.New("hash failed")
+	_, err := s.Put(ctx, "failed", onlyReader{bytes.NewReader(randomBytes(t, 2*s3store.MinPartSize+1))}, -1, uploader.PutOptions{
+		LateMetadata: func(context.Context) (map[string]string, error) { return nil, boom },
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("put with failing late metadata: %v, want %v", err, boom)
+	}
+	if _, err := s.Head(ctx, "failed"); !errors.Is(err, uploader.ErrNotExist) {
+		t.Errorf("head after failed put: %v, want not exist", err)
 	}
 }

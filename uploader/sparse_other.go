@@ -1,0 +1,7 @@
+//go:build !linux
+
+package uploader
+
+import "io"
+
+func sparseAware(r io.ReaderAt) io.ReaderAt { return r }
