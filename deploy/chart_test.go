@@ -296,6 +296,17 @@ func validateDaemonSet(t *testing.T, ds *appsv1.DaemonSet, sas map[string]bool) 
 	if err != nil || sel.Empty() || !sel.Matches(labels.Set(ds.Spec.Template.Labels)) {
 		t.Errorf("DaemonSet selector %v does not match its template's labels %v (%v)", ds.Spec.Selector, ds.Spec.Template.Labels, err)
 	}
+	// Dumps happen on every node, tainted or not: by default the agent
+	// tolerates every taint (no example values narrow it).
+	tolerAll := false
+	for _, tl := range ds.Spec.Template.Spec.Tolerations {
+		if tl.Operator == corev1.TolerationOpExists && tl.Key == "" && tl.Effect == "" {
+			tolerAll = true
+		}
+	}
+	if !tolerAll {
+		t.Errorf("tolerations %+v: want one that tolerates every taint (operator Exists, no key, no effect)", ds.Spec.Template.Spec.Tolerations)
+	}
 	if u := ds.Spec.UpdateStrategy; u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil || u.RollingUpdate.MaxUnavailable == nil {
 		t.Errorf("update strategy %+v: want RollingUpdate with maxUnavailable", u)
 	} else if mu := u.RollingUpdate.MaxUnavailable; mu.Type == intstr.String {
