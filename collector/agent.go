@@ -114,7 +114,7 @@ func (c *Config) setDefaults() {
 		c.MaxSettleWait = 30 * time.Minute
 	}
 	if c.UploadWorkers <= 0 {
-		c.UploadWorkers = 2
+		c.UploadWorkers = 4
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 25 * time.Second

@@ -202,7 +202,9 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	return nil
 }
 
-// putManifest stores the manifest beside key and checks it arrived.
+// putManifest stores the manifest beside key. No Head afterwards: a
+// manifest is one PUT whose CRC32C the store verifies before it answers, and
+// the extra round trip per dump was a tenth of the time of a small dump.
 func (a *Agent) putManifest(ctx context.Context, store uploader.Store, key string, m *manifest.Manifest) error {
 	body, err := manifest.Marshal(m)
 	if err != nil {
@@ -213,12 +215,12 @@ func (a *Agent) putManifest(ctx context.Context, store uploader.Store, key strin
 	if err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}
+	if o.Size != int64(len(body)) {
+		return fmt.Errorf("store manifest %s: stored %d bytes, want %d", mkey, o.Size, len(body))
+	}
 	if m.Object.ManifestOnly {
 		// The object is not there: the manifest names where it would be.
 		m.Object.Store, m.Object.Bucket, m.Object.Key = o.Store, o.Bucket, strings.TrimSuffix(o.Key, ".json")
-	}
-	if mo, err := store.Head(ctx, mkey); err != nil || mo.Size != int64(len(body)) {
-		return fmt.Errorf("verify manifest %s: size %d, want %d: %w", mkey, mo.Size, len(body), err)
 	}
 	return nil
 }
