@@ -412,6 +412,32 @@ func logAgent(t *testing.T) {
 	}
 }
 
+// saveAgentLogs writes the logs of every agent pod to
+// $E2E_ARTIFACTS/agent-<pod>.log (kept after teardown), before a scenario
+// deletes the pods.
+func saveAgentLogs(t *testing.T) {
+	if env.Artifacts == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pods, err := client.CoreV1().Pods(agentNamespace).List(ctx, metav1.ListOptions{LabelSelector: agentSelector})
+	if err != nil {
+		t.Logf("saving agent logs: listing agent pods: %v", err)
+		return
+	}
+	for _, p := range pods.Items {
+		b, err := client.CoreV1().Pods(agentNamespace).GetLogs(p.Name, &corev1.PodLogOptions{}).Do(ctx).Raw()
+		if err != nil {
+			t.Logf("saving agent logs of %s: %v", p.Name, err)
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(env.Artifacts, "agent-"+p.Name+".log"), b, 0o644); err != nil {
+			t.Logf("saving agent logs of %s: %v", p.Name, err)
+		}
+	}
+}
+
 // ---- app pods -------------------------------------------------------------
 
 type appPod struct {
@@ -422,6 +448,18 @@ type appPod struct {
 	volume          corev1.VolumeSource
 	subPathExpr     string
 	restartPolicy   corev1.RestartPolicy
+}
+
+// writeDuration is how long the emulator's createdump takes to write a
+// dump: the real one needs about a second even for a small app's minidump
+// (it suspends the process and reads its memory). E2E_WRITE_DURATION=0
+// writes a 2 MiB dump in ~40 ms instead, which the agent's writer-pid scan
+// can miss when it is CPU-throttled (see README.md).
+func writeDuration() string {
+	if v := os.Getenv("E2E_WRITE_DURATION"); v != "" {
+		return v
+	}
+	return "1s"
 }
 
 // pvcVolume is the chart's per-namespace claim (appVolumes).
@@ -442,6 +480,9 @@ func (a appPod) spec() corev1.PodSpec {
 		{Name: "DOTNET_DbgMiniDumpName", Value: a.dumpName},
 		{Name: "DOTNET_EnableCrashReport", Value: "1"},
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+	}
+	if _, ok := a.env["CRASHDUMP_EMULATOR_WRITE_DURATION"]; !ok && a.env["CRASHDUMP_EMULATOR_CHUNK_DELAY"] == "" {
+		envs = append(envs, corev1.EnvVar{Name: "CRASHDUMP_EMULATOR_WRITE_DURATION", Value: writeDuration()})
 	}
 	keys := make([]string, 0, len(a.env))
 	for k := range a.env {

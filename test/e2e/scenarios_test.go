@@ -192,6 +192,11 @@ func testSeed(t *testing.T, f *agentFixture) {
 	if _, err := client.AppsV1().Deployments(ns).Create(ctxFor(t, 30*time.Second), dep, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating deployment %s/%s: %v", ns, dep.Name, err)
 	}
+	t.Cleanup(func() { // also when the test fails: stop the crash loop
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		client.AppsV1().Deployments(ns).Delete(ctx, dep.Name, metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationBackground)})
+	})
 	var pod corev1.Pod
 	err := wait.PollUntilContextTimeout(ctxFor(t, time.Minute), 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=dotnet-boom"})
@@ -486,6 +491,7 @@ func testAgentPodDeleted(t *testing.T, f *agentFixture) {
 		t.Fatalf("waiting for the upload of the %d MiB dump to be in progress: %v", size>>20, err)
 	}
 	t.Logf("multipart upload in progress: %s; deleting agent pod %s", inflight, old.Name)
+	saveAgentLogs(t) // the deleted pod's log is kept too (its end is what the next agent resumes)
 	if out, err := kubectl("-n", agentNamespace, "delete", "pod", old.Name, "--grace-period=1"); err != nil {
 		t.Fatalf("kubectl delete pod %s: %v\n%s", old.Name, err, out)
 	}
@@ -535,6 +541,7 @@ func testHelmUpgradeUninstall(t *testing.T, f *agentFixture) {
 		"agent":     map[string]any{"logLevel": "info", "settleTime": "1s"},
 		"podLabels": map[string]any{"e2e.crashdump.io/revision": "2"},
 	}
+	saveAgentLogs(t)
 	if err := f.install(upgrade); err != nil {
 		t.Fatal(err)
 	}
@@ -587,6 +594,7 @@ func testHelmUpgradeUninstall(t *testing.T, f *agentFixture) {
 // the release, no agent process on the node, nothing on its metrics port.
 func uninstall(t *testing.T) {
 	t.Helper()
+	saveAgentLogs(t)
 	if out, err := helm("uninstall", releaseName, "-n", agentNamespace, "--wait", "--timeout", "2m"); err != nil {
 		t.Fatalf("helm uninstall: %v\n%s", err, out)
 	}
@@ -656,21 +664,31 @@ func agentProcesses() []string {
 func deleteAppPods(t *testing.T, f *agentFixture) {
 	t.Helper()
 	for _, ns := range f.ns {
+		if err := client.AppsV1().Deployments(ns).DeleteCollection(ctxFor(t, 30*time.Second), metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			t.Fatalf("deleting the deployments of %s: %v", ns, err)
+		}
+	}
+	for _, ns := range f.ns {
 		if err := client.CoreV1().Pods(ns).DeleteCollection(ctxFor(t, 30*time.Second), metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}, metav1.ListOptions{}); err != nil {
 			t.Fatalf("deleting the pods of %s: %v", ns, err)
 		}
 	}
+	var left []string
 	err := wait.PollUntilContextTimeout(ctxFor(t, time.Minute), 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		left = left[:0]
 		for _, ns := range f.ns {
 			l, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err != nil || len(l.Items) > 0 {
+			if err != nil {
 				return false, nil
 			}
+			for _, p := range l.Items {
+				left = append(left, ns+"/"+p.Name)
+			}
 		}
-		return true, nil
+		return len(left) == 0, nil
 	})
 	if err != nil {
-		t.Fatalf("app pods not gone: %v", err)
+		t.Fatalf("app pods not gone after a minute: %v", left)
 	}
 }
 
