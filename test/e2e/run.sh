@@ -137,7 +137,6 @@ bring_up() {
   mkdir -p "$W/logs" "$W/run"
   : >"$W/logs/pids.tsv"
   echo "$CMD $$ $(proc_starttime $$)" >"$W/run/owner"
-  TEARDOWN=1
   phase install
   # The long Go builds (cold run only) start first and run in the background
   # while apt installs and the preflight runs.
@@ -149,7 +148,12 @@ bring_up() {
   start_tools
   install_apt
   preflight_host
+  # From here on the host's kubepods cgroups, KUBE-* chains and kubelet paths
+  # are this run's (the preflight found none): teardown may remove them.
+  # Before, a refused preflight must leave another cluster alone; the EXIT
+  # trap then only stops this run's background builds.
   snapshot_host
+  TEARDOWN=1
   phase build
   build_e2e_programs
   finish_kubernetes

@@ -261,9 +261,14 @@ cluster_down() {
   fi
   stop_daemon containerd 15
   # 3. shims of OUR containerd (by their -address) and processes left in our
-  #    kubepods cgroups (preflight refused to run if kubepods existed before)
-  local p
-  for p in $(our_shim_pids) $(kubepods_pids); do kill -KILL "$p" 2>/dev/null; done
+  #    kubepods cgroups (preflight refused to run if kubepods existed before;
+  #    without its snapshot this run never owned them: leave them alone)
+  local p owned=0
+  [ -f "$W/logs/host-before.txt" ] && owned=1
+  for p in $(our_shim_pids); do kill -KILL "$p" 2>/dev/null; done
+  if [ $owned = 1 ]; then
+    for p in $(kubepods_pids); do kill -KILL "$p" 2>/dev/null; done
+  fi
   step "stopping MinIO, kube-apiserver, etcd"
   stop_daemons 10 minio kube-apiserver etcd
   step "unmounting, removing cgroups, chains, host paths"
@@ -277,6 +282,7 @@ cluster_down() {
   # 5. kubepods cgroups, deepest first; a cgroup is empty once its tasks died
   local root
   for i in 1 2 3 4 5; do
+    [ $owned = 1 ] || break
     for root in $(cgroup_roots); do
       [ -d "$root/kubepods" ] && find "$root/kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null
     done
@@ -292,7 +298,7 @@ cluster_down() {
       while read -r rule; do eval "$tool -t $tbl $rule" 2>/dev/null; done
     "$tool" -t "$tbl" -F "$chain" 2>/dev/null
     "$tool" -t "$tbl" -X "$chain" 2>/dev/null
-  done < <(kube_chains)
+  done < <([ $owned = 1 ] && kube_chains)
   # 7. host paths the kubelet/containerd/CNI created outside $W, only those
   #    that did not exist before the run
   restore_host_paths
