@@ -80,6 +80,8 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+	@# The agent is Linux-only, but the CLI and kubectl plugin must build for SREs' Macs.
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/crashdump
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -64,20 +64,6 @@ func (i Info) IsRegular() bool { return i.Mode.IsRegular() }
 // IsDir reports a real directory (never a link to one).
 func (i Info) IsDir() bool { return i.Mode.IsDir() }
 
-// InfoFromStat converts a stat result.
-func InfoFromStat(name string, st *unix.Stat_t) Info {
-	return Info{
-		Name:  name,
-		Mode:  modeOf(st.Mode),
-		Size:  st.Size,
-		Dev:   st.Dev,
-		Ino:   st.Ino,
-		Nlink: uint64(st.Nlink),
-		Uid:   st.Uid,
-		Mtime: time.Unix(st.Mtim.Unix()),
-	}
-}
-
 func modeOf(m uint32) fs.FileMode {
 	mode := fs.FileMode(m & 0o777)
 	switch m & unix.S_IFMT {
@@ -125,10 +111,7 @@ func (r *Root) openDir(rel string) (int, error) {
 	}
 	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW
 	if !r.noOpenat2.Load() {
-		fd, err := unix.Openat2(int(r.dir.Fd()), rel, &unix.OpenHow{
-			Flags:   uint64(flags),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
+		fd, err := openat2Beneath(int(r.dir.Fd()), rel, flags)
 		if !errors.Is(err, unix.ENOSYS) {
 			if err != nil {
 				return -1, &fs.PathError{Op: "open", Path: rel, Err: err}
@@ -231,7 +214,7 @@ func (r *Root) Claim(rel string, dst *os.File, dstName string) (Info, error) {
 	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return Info{}, &fs.PathError{Op: "lstat", Path: rel, Err: err}
 	}
-	if err := unix.Renameat2(dfd, base, int(dst.Fd()), dstName, unix.RENAME_NOREPLACE); err != nil {
+	if err := renameNoReplace(dfd, base, int(dst.Fd()), dstName); err != nil {
 		return Info{}, &fs.PathError{Op: "claim", Path: rel, Err: err}
 	}
 	return InfoFromStat(base, &st), nil
