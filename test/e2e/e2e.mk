@@ -9,16 +9,18 @@
 
 E2E_RUN_SH := $(CURDIR)/test/e2e/run.sh
 # The agent image is built from the same static binary `make build` produces,
-# and the MinIO server is the one `make tools` installs (same pinned version).
+# and the MinIO server and helm are the ones `make tools` installs (same
+# pinned versions; in CI `make test` has built them already).
 E2E_AGENT_BINARY ?= $(BIN)/crashdump
-E2E_ENV = E2E_AGENT_BINARY=$(E2E_AGENT_BINARY) E2E_MINIO_BIN=$(BIN)/minio E2E_MINIO_VERSION=$(MINIO_VERSION)
+E2E_ENV = E2E_AGENT_BINARY=$(E2E_AGENT_BINARY) E2E_MINIO_BIN=$(BIN)/minio E2E_MINIO_VERSION=$(MINIO_VERSION) \
+  E2E_HELM_BIN=$(BIN)/helm E2E_HELM_VERSION=$(HELM_VERSION)
 
 .PHONY: e2e e2e-up e2e-test e2e-status e2e-down e2e-clean e2e-unit
 
-e2e: build $(BIN)/.minio-$(MINIO_VERSION)
+e2e: build $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION)
 	$(E2E_ENV) $(E2E_RUN_SH) all
 
-e2e-up: build $(BIN)/.minio-$(MINIO_VERSION)
+e2e-up: build $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION)
 	$(E2E_ENV) $(E2E_RUN_SH) up
 
 e2e-test:

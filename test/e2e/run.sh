@@ -140,7 +140,7 @@ bring_up() {
   phase install
   # The long Go builds (cold run only) start first and run in the background
   # while apt installs and the preflight runs.
-  [ -x "$(tool_dir helm "$HELM_VERSION")/bin/helm" ] || cold=1
+  [ -n "${E2E_HELM_BIN:-}" ] || [ -x "$(tool_dir helm "$HELM_VERSION")/bin/helm" ] || cold=1
   [ -n "${E2E_MINIO_BIN:-}" ] || [ -x "$(tool_dir minio "$MINIO_VERSION")/bin/minio" ] || cold=1
   build_kubernetes
   k8s_cached || cold=1

@@ -44,15 +44,21 @@ tool_finish() { # tool_finish NAME VERSION: wait for a cold build and move it in
   fi
 }
 
-# E2E_MINIO_BIN: a MinIO server binary built elsewhere at the same pinned
-# version (the root Makefile's `make tools` puts one in ./bin): used as is.
+# E2E_MINIO_BIN, E2E_HELM_BIN: a MinIO server / helm binary built elsewhere
+# at the same pinned version (the root Makefile's `make tools` puts both in
+# ./bin): used as is, which saves a cold run building them again.
 start_tools() {
-  tool_start helm "$HELM_MODULE" "$HELM_VERSION"
+  [ -n "${E2E_HELM_BIN:-}" ] || tool_start helm "$HELM_MODULE" "$HELM_VERSION"
   [ -n "${E2E_MINIO_BIN:-}" ] || tool_start minio "$MINIO_MODULE" "$MINIO_VERSION"
 }
 finish_tools() {
-  tool_finish helm "$HELM_VERSION"
-  HELM_BIN=$(tool_dir helm "$HELM_VERSION")/bin/helm
+  if [ -n "${E2E_HELM_BIN:-}" ]; then
+    [ -x "$E2E_HELM_BIN" ] || die "E2E_HELM_BIN=$E2E_HELM_BIN is not an executable"
+    HELM_BIN=$E2E_HELM_BIN
+  else
+    tool_finish helm "$HELM_VERSION"
+    HELM_BIN=$(tool_dir helm "$HELM_VERSION")/bin/helm
+  fi
   if [ -n "${E2E_MINIO_BIN:-}" ]; then
     [ -x "$E2E_MINIO_BIN" ] || die "E2E_MINIO_BIN=$E2E_MINIO_BIN is not an executable"
     MINIO_BIN=$E2E_MINIO_BIN
