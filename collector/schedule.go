@@ -145,12 +145,19 @@ func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error
 			return nil
 		case <-claimerDone:
 			claimerDone = nil
+			// The claimer may have queued dumps just before it finished,
+			// and select picks among ready cases at random: take them all
+			// before Once mode can conclude that nothing is left.
+			for drained := false; !drained; {
+				select {
+				case it := <-a.add:
+					s.added(it)
+				default:
+					drained = true
+				}
+			}
 		case it := <-a.add:
-			s.track(it, +1)
-			it.due = time.Now()
-			heap.Push(&s.waiting, it)
-			// Every new dump is checked against the budget.
-			s.enforceBudget(time.Now())
+			s.added(it)
 		case workCh <- head:
 			s.ready = s.ready[1:]
 			s.inflight[head] = true
@@ -174,6 +181,15 @@ func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error
 			}
 		}
 	}
+}
+
+// added tracks a newly claimed dump.
+func (s *scheduler) added(it *item) {
+	s.track(it, +1)
+	it.due = time.Now()
+	heap.Push(&s.waiting, it)
+	// Every new dump is checked against the budget.
+	s.enforceBudget(time.Now())
 }
 
 // result takes back an item from a worker.
