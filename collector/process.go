@@ -138,7 +138,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	if !justPlanned {
 		// An earlier attempt, maybe by an agent that was killed, may have
 		// left an unfinished upload or even a complete object.
-		if obj, err = a.alreadyStored(ctx, store, it); err != nil {
+		if obj, err = a.alreadyStored(ctx, store, it, f); err != nil {
 			return err
 		}
 	}
@@ -229,7 +229,7 @@ func (a *Agent) putManifest(ctx context.Context, store uploader.Store, key strin
 // earlier run: it abandons unfinished multipart uploads and returns the
 // stored object if a complete upload of these exact bytes exists (the agent
 // died after the store confirmed it). nil means: upload.
-func (a *Agent) alreadyStored(ctx context.Context, store uploader.Store, it *item) (*uploader.Object, error) {
+func (a *Agent) alreadyStored(ctx context.Context, store uploader.Store, it *item, f *os.File) (*uploader.Object, error) {
 	p := it.rec.Plan
 	if !it.rec.UploadStarted {
 		return nil, nil
@@ -250,12 +250,8 @@ func (a *Agent) alreadyStored(ctx context.Context, store uploader.Store, it *ite
 	}
 	// The object is this dump's; are its bytes the file's bytes? (The file
 	// may have been re-planned after a change of the same size.) Rare
-	// enough that a hashing pass is the right price.
-	f, _, err := openStaged(it.entry.Path(staging.DumpName))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+	// enough that a hashing pass is the right price. f is the staged dump
+	// process already opened (and checked).
 	sum, err := a.up.Hash(ctx, f, p.Size)
 	if errors.Is(err, uploader.ErrSourceChanged) {
 		return nil, errChanged
