@@ -142,6 +142,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 			return err
 		}
 	}
+	var spilled int64
 	if obj == nil {
 		log.Info("upload started", "size", p.Size, "compression", m.Object.Compression,
 			"destination", p.Destination, "waited_ms", time.Since(rec.ClaimedAt).Milliseconds())
@@ -155,6 +156,11 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		if err != nil {
 			return err
 		}
+		if sent.SpillErr != nil {
+			// Not a failure: the compressor waited for the hash instead.
+			log.Warn("spill file unavailable, upload went on without it", "err", sent.SpillErr)
+		}
+		spilled = sent.Spilled
 		stored, err := store.Head(ctx, p.Key)
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", p.Key, err)
@@ -192,7 +198,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	a.m.lastUpload.SetToCurrentTime()
 	log.Info("dump uploaded", "url", obj.URL, "size", p.Size, "stored_size", obj.Size,
 		"compression", m.Object.Compression, "method", m.Correlation.Method, "incomplete", m.Incomplete,
-		"duration", elapsed.Round(time.Millisecond).String())
+		"duration", elapsed.Round(time.Millisecond).String(), "spilled", spilled)
 	a.note.DumpUploaded(ctx, m)
 	// Only now, with the object and its manifest confirmed, does the node
 	// copy go.

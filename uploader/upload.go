@@ -31,6 +31,13 @@ type Options struct {
 	// MinSavings: when sampling says compression would save less than this
 	// fraction, the dump is sent raw (default 0.10).
 	MinSavings float64
+	// SpillDir and SpillMax: while the SHA-256 the upload is created with
+	// is still being computed, up to SpillMax compressed bytes per upload
+	// that the store cannot take yet wait in an unnamed file in SpillDir
+	// instead of stopping the compressor. No directory or 0 bytes: the
+	// compressor waits.
+	SpillDir string
+	SpillMax int64
 }
 
 // Uploader streams files into stores. Safe for concurrent use.
@@ -177,6 +184,11 @@ type Sent struct {
 	// SHA256 is the hex SHA-256 of the original bytes, also stored as the
 	// object's MetaSHA256 metadata.
 	SHA256 string
+	// Spilled is how many compressed bytes waited in the spill file
+	// (Options.SpillDir); SpillErr says why spilling stopped, if it did
+	// (the upload went on without it).
+	Spilled  int64
+	SpillErr error
 }
 
 // Send stores size bytes of r under key, zstd-compressed when compress is
@@ -206,6 +218,10 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 		return Sent{Object: o, SHA256: sum}, nil
 	}
 
+	// Spilling is for the time the store waits for the hash; after that a
+	// store slower than the compressor (a bandwidth limit) slows it down,
+	// as it should, instead of filling the disk.
+	pipe := newSpillPipe(u.opts.SpillDir, u.opts.SpillMax)
 	hctx, cancelHash := context.WithCancel(ctx)
 	defer cancelHash()
 	var sum string
@@ -214,6 +230,7 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 	go func() {
 		defer close(hashed)
 		sum, herr = u.Hash(hctx, src, size)
+		pipe.stopSpilling()
 	}()
 	earlier := opts.LateMetadata
 	opts.LateMetadata = func(ctx context.Context) (map[string]string, error) {
@@ -235,22 +252,22 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 		return withSHA256(md, sum), nil
 	}
 
-	pr, pw := io.Pipe()
 	var read int64
 	var cerr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		read, _, cerr = u.c.compress(ctx, pw, io.NewSectionReader(src, 0, size))
-		pw.CloseWithError(cerr)
+		read, _, cerr = u.c.compress(ctx, pipe, io.NewSectionReader(src, 0, size))
+		pipe.CloseWrite(cerr)
 	}()
 	if opts.SizeHint == 0 {
 		// zstd's worst case is a little above the input size.
 		opts.SizeHint = size + size/100 + 1<<20
 	}
-	o, err := s.Put(ctx, key, pr, -1, opts)
-	pr.CloseWithError(errors.New("upload ended"))
+	o, err := s.Put(ctx, key, pipeReader{pipe}, -1, opts)
+	pipe.CloseRead(errors.New("upload ended"))
 	<-done
+	spilled, spillErr := pipe.release()
 	if err != nil {
 		cancelHash()
 	}
@@ -269,8 +286,13 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 	case read != size:
 		return Sent{}, fmt.Errorf("upload %s: %w: read %d of %d bytes", key, ErrSourceChanged, read, size)
 	}
-	return Sent{Object: o, SHA256: sum}, nil
+	return Sent{Object: o, SHA256: sum, Spilled: spilled, SpillErr: spillErr}, nil
 }
+
+// pipeReader shows the store only the reading side of a spillPipe.
+type pipeReader struct{ p *spillPipe }
+
+func (r pipeReader) Read(b []byte) (int, error) { return r.p.Read(b) }
 
 func withSHA256(md map[string]string, sum string) map[string]string {
 	out := make(map[string]string, len(md)+1)

@@ -45,6 +45,7 @@ type agentFlags struct {
 	keyTemplate                 string
 	uploadWorkers               int
 	partSize, uploadBuffer      byteSize
+	uploadSpill                 byteSize
 	cpuProfile                  string
 	partConcurrency             int
 	logLevel, logFormat         string
@@ -54,7 +55,7 @@ type agentFlags struct {
 }
 
 func newAgentCmd() *cobra.Command {
-	f := agentFlags{partSize: byteSize(s3store.DefaultPartSize), uploadBuffer: 16 << 20}
+	f := agentFlags{partSize: byteSize(s3store.DefaultPartSize), uploadBuffer: 16 << 20, uploadSpill: 256 << 20}
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: collect crash dumps and upload them",
@@ -105,6 +106,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.Var(&f.partSize, "part-size", "preferred multipart part size (grows for objects over 10,000 parts)")
 	fs.IntVar(&f.partConcurrency, "part-concurrency", 4, "parts of one dump in flight at the same time")
 	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for the part buffers of compressed uploads, shared by all uploads (bounds memory whatever the size and number of dumps; raw uploads read parts straight from the file)")
+	fs.Var(&f.uploadSpill, "upload-spill", "compressed bytes per upload that may wait in an unnamed file in --state-dir while the SHA-256 for the object metadata is still being computed, so that compression does not stop meanwhile (page cache the kernel can write back and reclaim, not agent memory); 0: compression waits")
 	fs.StringSliceVar(&f.namespaceDirs, "namespace-dirs", nil, "namespaces whose directory <dump-dir>/<namespace> the agent creates at start-up (for per-namespace hostPath PersistentVolumes)")
 	fs.StringVar(&f.namespaceDirMode, "namespace-dir-mode", "1777", "octal mode of --namespace-dirs directories (sticky and world-writable by default, like /tmp: pods run as any user)")
 	f.protection.register(fs)
@@ -193,7 +195,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	up, err := uploader.New(uploader.Options{})
+	up, err := uploader.New(uploader.Options{SpillDir: f.stateDir, SpillMax: int64(f.uploadSpill)})
 	if err != nil {
 		return err
 	}
