@@ -76,14 +76,19 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 
 	p := rec.Plan
 	justPlanned := false
+	var hashing *uploader.Hashing
 	if p == nil || p.Size != info.Size || !p.ModTime.Equal(info.Mtime) {
 		justPlanned = true
 		if p != nil {
 			a.log.Warn("staged dump changed since it was planned; planning again", "path", rec.Path, "id", rec.ID)
 		}
-		np, err := a.prepare(ctx, it, f, info, p)
+		np, h, err := a.prepare(ctx, it, f, info, p)
 		if err != nil {
 			return err
+		}
+		if h != nil {
+			hashing = h
+			defer hashing.Stop()
 		}
 		p = np
 		rec.Plan = p
@@ -146,10 +151,10 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	if obj == nil {
 		log.Info("upload started", "size", p.Size, "compression", m.Object.Compression,
 			"destination", p.Destination, "waited_ms", time.Since(rec.ClaimedAt).Milliseconds())
-		sent, err := a.up.Send(ctx, store, p.Key, f, p.Size, p.Compress, uploader.PutOptions{
+		sent, err := a.up.SendHashed(ctx, store, p.Key, f, p.Size, p.Compress, uploader.PutOptions{
 			Metadata:    objectMetadata(m, a.cfg.Node),
 			ContentType: contentType(p.Compress),
-		})
+		}, hashing)
 		if errors.Is(err, uploader.ErrSourceChanged) {
 			return errChanged
 		}
@@ -329,7 +334,9 @@ func objectMetadata(m *manifest.Manifest, node string) map[string]string {
 // read the whole file: the SHA-256 is computed by the upload itself.
 // A dump re-planned because it changed keeps its earlier key and compression:
 // the key never changes once chosen.
-func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.Info, earlier *plan) (*plan, error) {
+// When the dump is to be uploaded, prepare also starts its SHA-256, which
+// runs while the dump is sampled and the plan saved (the caller stops it).
+func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.Info, earlier *plan) (_ *plan, hashing *uploader.Hashing, err error) {
 	rec := &it.rec
 	m := &manifest.Manifest{
 		SchemaVersion: manifest.SchemaVersion,
@@ -390,6 +397,15 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	if d.compression != "" {
 		compression = d.compression
 	}
+	if d.action == actionUpload {
+		h := a.up.StartHash(ctx, f, info.Size)
+		hashing = h
+		defer func() {
+			if err != nil {
+				h.Stop()
+			}
+		}()
+	}
 	var compress bool
 	switch {
 	case earlier != nil:
@@ -397,10 +413,10 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	case compression == manifest.CompressionZstd && d.action == actionUpload:
 		an, err := a.up.Analyze(ctx, f, info.Size)
 		if errors.Is(err, uploader.ErrSourceChanged) {
-			return nil, errChanged
+			return nil, nil, errChanged
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sample %s: %w", rec.Path, err)
+			return nil, nil, fmt.Errorf("sample %s: %w", rec.Path, err)
 		}
 		compress = an.Compress
 		if !compress {
@@ -417,7 +433,7 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	}
 	key, err := a.cfg.KeyTemplate.Key(kf)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if compress {
 		key += ".zst"
@@ -436,7 +452,7 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 		dest = a.dests.Route("", nil)
 	}
 	return &plan{Size: info.Size, ModTime: info.Mtime, Compress: compress, Key: key, Manifest: m,
-		Action: d.action, ActionReason: d.reason, Destination: dest}, nil
+		Action: d.action, ActionReason: d.reason, Destination: dest}, hashing, nil
 }
 
 func readCrashReport(p string) (*manifest.CrashReport, error) {

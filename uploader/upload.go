@@ -178,6 +178,45 @@ func (u *Uploader) Hash(ctx context.Context, r io.ReaderAt, size int64) (string,
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// Hashing is a SHA-256 being computed on its own goroutine (StartHash), so
+// that it runs while the caller does other work on the same file (sampling
+// it, building the plan). Safe for concurrent use.
+type Hashing struct {
+	done   chan struct{}
+	sum    string
+	err    error
+	cancel context.CancelFunc
+}
+
+// StartHash starts hashing size bytes of r. Whoever starts it must Stop it
+// (Send does, for the hash it is given).
+func (u *Uploader) StartHash(ctx context.Context, r io.ReaderAt, size int64) *Hashing {
+	ctx, cancel := context.WithCancel(ctx)
+	h := &Hashing{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(h.done)
+		h.sum, h.err = u.Hash(ctx, exactReaderAt{r: sparseAware(r), size: size}, size)
+	}()
+	return h
+}
+
+// Wait returns the hex SHA-256 once it is computed.
+func (h *Hashing) Wait(ctx context.Context) (string, error) {
+	select {
+	case <-h.done:
+		return h.sum, h.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Stop abandons the hash if it is still running and waits for its
+// goroutine. Calling it again, or after the hash is done, does nothing.
+func (h *Hashing) Stop() {
+	h.cancel()
+	<-h.done
+}
+
 // Sent is what Send stored.
 type Sent struct {
 	Object
@@ -199,14 +238,26 @@ type Sent struct {
 // A compressed upload hashes the file on its own goroutine while the
 // compressor runs on the others: S3 wants the metadata when the upload is
 // created, so the store holds back the first parts (within its bounded
-// buffer budget) until the hash is done, through PutOptions.LateMetadata.
-// Nothing waits for a separate hashing pass, and memory stays bounded. A raw
-// upload hashes first: its parts are read straight from the file, so there
-// is nothing to overlap the hash with until the upload exists.
+// buffer budget) until the hash is done, through PutOptions.LateMetadata,
+// and the compressor's output beyond that waits in the spill file
+// (Options.SpillDir). Nothing waits for a separate hashing pass, and memory
+// stays bounded. A raw upload hashes first: its parts are read straight from
+// the file, so there is nothing to overlap the hash with until the upload
+// exists — except what the caller did since StartHash (SendHashed).
 func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt, size int64, compress bool, opts PutOptions) (Sent, error) {
+	return u.SendHashed(ctx, s, key, r, size, compress, opts, nil)
+}
+
+// SendHashed is Send with the SHA-256 of r already being computed by h
+// (StartHash on the same r and size), nil to start it here. It stops h.
+func (u *Uploader) SendHashed(ctx context.Context, s Store, key string, r io.ReaderAt, size int64, compress bool, opts PutOptions, h *Hashing) (Sent, error) {
 	src := exactReaderAt{r: sparseAware(r), size: size}
+	if h == nil {
+		h = u.StartHash(ctx, r, size)
+	}
+	defer h.Stop()
 	if !compress {
-		sum, err := u.Hash(ctx, src, size)
+		sum, err := h.Wait(ctx)
 		if err != nil {
 			return Sent{}, fmt.Errorf("upload %s: hash: %w", key, err)
 		}
@@ -222,15 +273,14 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 	// store slower than the compressor (a bandwidth limit) slows it down,
 	// as it should, instead of filling the disk.
 	pipe := newSpillPipe(u.opts.SpillDir, u.opts.SpillMax)
-	hctx, cancelHash := context.WithCancel(ctx)
-	defer cancelHash()
-	var sum string
-	var herr error
-	hashed := make(chan struct{})
+	sendDone := make(chan struct{})
+	defer close(sendDone)
 	go func() {
-		defer close(hashed)
-		sum, herr = u.Hash(hctx, src, size)
-		pipe.stopSpilling()
+		select {
+		case <-h.done:
+			pipe.stopSpilling()
+		case <-sendDone:
+		}
 	}()
 	earlier := opts.LateMetadata
 	opts.LateMetadata = func(ctx context.Context) (map[string]string, error) {
@@ -241,13 +291,9 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 				return nil, err
 			}
 		}
-		select {
-		case <-hashed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if herr != nil {
-			return nil, fmt.Errorf("hash: %w", herr)
+		sum, err := h.Wait(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("hash: %w", err)
 		}
 		return withSHA256(md, sum), nil
 	}
@@ -269,9 +315,10 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 	<-done
 	spilled, spillErr := pipe.release()
 	if err != nil {
-		cancelHash()
+		h.Stop()
 	}
-	<-hashed
+	<-h.done
+	sum, herr := h.sum, h.err
 	switch {
 	case errors.Is(cerr, ErrSourceChanged):
 		return Sent{}, fmt.Errorf("upload %s: compress: %w", key, cerr)

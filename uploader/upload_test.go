@@ -253,3 +253,57 @@ func periodic(t *testing.T, n, period int) []byte {
 	}
 	return b
 }
+
+// TestSendHashed: a hash started before the upload (while the caller samples
+// the file) is the one the object carries, and Send stops it whatever
+// happens.
+func TestSendHashed(t *testing.T) {
+	u, err := New(Options{ChunkSize: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mixed(t, 300<<10)
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name     string
+		compress bool
+		src      []byte // what the hash and the upload read
+		failPut  error
+		wantErr  error
+	}{
+		{name: "raw", src: data},
+		{name: "compressed", compress: true, src: data},
+		{name: "raw, source truncated", src: data[:1000], wantErr: ErrSourceChanged},
+		{name: "compressed, source truncated", compress: true, src: data[:1000], wantErr: ErrSourceChanged},
+		{name: "store down", compress: true, src: data, failPut: errors.New("store down")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &memStore{failPut: tc.failPut}
+			r := bytes.NewReader(tc.src)
+			h := u.StartHash(context.Background(), r, int64(len(data)))
+			sent, err := u.SendHashed(context.Background(), s, "k", r, int64(len(data)), tc.compress, PutOptions{}, h)
+			select {
+			case <-h.done:
+			default:
+				t.Error("the hash goroutine still runs after SendHashed returned")
+			}
+			switch {
+			case tc.wantErr != nil || tc.failPut != nil:
+				if err == nil {
+					t.Fatal("send succeeded")
+				}
+				if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+					t.Fatalf("error %v, want %v", err, tc.wantErr)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			}
+			if sent.SHA256 != want || s.meta["k"][MetaSHA256] != want {
+				t.Errorf("sha256 %s, metadata %s, want %s", sent.SHA256, s.meta["k"][MetaSHA256], want)
+			}
+		})
+	}
+}

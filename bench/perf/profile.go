@@ -95,13 +95,19 @@ func runProfile(ctx context.Context, c config, srv *minio, in *inputs) (*profile
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The agent's defaults: --part-size 8MiB, --part-concurrency 4,
-	// --upload-buffer 16MiB, uploader.Options{}.
+	// --upload-buffer 16MiB, --upload-spill 256MiB.
 	store, err := s3store.New(ctx, s3store.Config{Bucket: bucket, Endpoint: srv.endpoint, PartSize: s3store.DefaultPartSize,
 		Concurrency: 4, MaxBufferBytes: 16 << 20, UserAgent: "crashdump/bench"}, log)
 	if err != nil {
 		return nil, err
 	}
-	up, err := uploader.New(uploader.Options{})
+	// --upload-spill 256MiB into the agent's state directory.
+	spill := filepath.Join(c.work, "run", "profile-state")
+	if err := os.MkdirAll(spill, 0o700); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(spill)
+	up, err := uploader.New(uploader.Options{SpillDir: spill, SpillMax: 256 << 20})
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +126,10 @@ func runProfile(ctx context.Context, c config, srv *minio, in *inputs) (*profile
 		return nil, err
 	}
 	t0 := time.Now()
+	// As the agent: the hash starts once the dump is to be uploaded and
+	// runs while it is sampled.
+	hashing := up.StartHash(ctx, f, st.Size())
+	defer hashing.Stop()
 	an, err := up.Analyze(ctx, f, st.Size())
 	if err != nil {
 		pprof.StopCPUProfile()
@@ -130,9 +140,9 @@ func runProfile(ctx context.Context, c config, srv *minio, in *inputs) (*profile
 	if an.Compress {
 		key += ".zst"
 	}
-	obj, err := up.Send(ctx, store, key, f, st.Size(), an.Compress, uploader.PutOptions{
+	obj, err := up.SendHashed(ctx, store, key, f, st.Size(), an.Compress, uploader.PutOptions{
 		Metadata: map[string]string{uploader.MetaOriginalSize: strconv.FormatInt(st.Size(), 10)},
-	})
+	}, hashing)
 	if err != nil {
 		pprof.StopCPUProfile()
 		return nil, err
