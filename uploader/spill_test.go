@@ -329,6 +329,8 @@ func TestSendSpillsWhileHashing(t *testing.T) {
 			case "missing":
 				dir = filepath.Join(t.TempDir(), "missing")
 			}
+			defer func(old int64) { spillMinSize = old }(spillMinSize)
+			spillMinSize = 4 * chunk
 			u, err := New(Options{ChunkSize: chunk, Workers: 2, SpillDir: dir, SpillMax: 64 << 20})
 			if err != nil {
 				t.Fatal(err)
@@ -380,5 +382,40 @@ func TestSendSpillsWhileHashing(t *testing.T) {
 				t.Errorf("sha256 metadata %q, sent %q, want %q", store.meta["k"][MetaSHA256], r.sent.SHA256, want)
 			}
 		})
+	}
+}
+
+// TestSmallDumpsDoNotSpill: below spillMinSize the pipe never spills, even
+// when the store makes the compressor wait for the hash.
+func TestSmallDumpsDoNotSpill(t *testing.T) {
+	const chunk = 1 << 20
+	dir := t.TempDir()
+	u, err := New(Options{ChunkSize: chunk, Workers: 2, SpillDir: dir, SpillMax: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mixed(t, 12*chunk)
+	src := &gatedReaderAt{data: data, block: chunk, release: make(chan struct{})}
+	store := &metaFirstStore{}
+	res := make(chan error, 1)
+	var sent Sent
+	go func() {
+		var err error
+		sent, err = u.Send(context.Background(), store, "k", src, int64(len(data)), true, PutOptions{})
+		res <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for src.heldReaders() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the hash never reached the last block")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(src.release)
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	if sent.Spilled != 0 || sent.SpillErr != nil {
+		t.Errorf("a %d-byte dump spilled %d bytes (error %v), want none", len(data), sent.Spilled, sent.SpillErr)
 	}
 }

@@ -34,8 +34,8 @@ type Options struct {
 	// SpillDir and SpillMax: while the SHA-256 the upload is created with
 	// is still being computed, up to SpillMax compressed bytes per upload
 	// that the store cannot take yet wait in an unnamed file in SpillDir
-	// instead of stopping the compressor. No directory or 0 bytes: the
-	// compressor waits.
+	// instead of stopping the compressor (dumps of 128 MiB or more). No
+	// directory or 0 bytes: the compressor waits.
 	SpillDir string
 	SpillMax int64
 }
@@ -217,6 +217,14 @@ func (h *Hashing) Stop() {
 	<-h.done
 }
 
+// spillMinSize: smaller dumps never spill. Their hash is done before the
+// compressor has produced more than the store's buffer budget holds (a dump
+// of 128 MiB hashes in about 0.1 s and compresses to a few MiB meanwhile), so
+// a spill file would cost a file creation and page-cache copies for nothing
+// — measurable when hundreds of small dumps arrive at once. A variable for
+// the tests.
+var spillMinSize int64 = 128 << 20
+
 // Sent is what Send stored.
 type Sent struct {
 	Object
@@ -272,7 +280,11 @@ func (u *Uploader) SendHashed(ctx context.Context, s Store, key string, r io.Rea
 	// Spilling is for the time the store waits for the hash; after that a
 	// store slower than the compressor (a bandwidth limit) slows it down,
 	// as it should, instead of filling the disk.
-	pipe := newSpillPipe(u.opts.SpillDir, u.opts.SpillMax)
+	spillMax := u.opts.SpillMax
+	if size < spillMinSize {
+		spillMax = 0
+	}
+	pipe := newSpillPipe(u.opts.SpillDir, spillMax)
 	sendDone := make(chan struct{})
 	defer close(sendDone)
 	go func() {
