@@ -17,6 +17,18 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// spillDir returns a spill directory of the kind a test case names: "tmp"
+// a fresh one, "missing" one that does not exist, "" none.
+func spillDir(t *testing.T, kind string) string {
+	switch kind {
+	case "tmp":
+		return t.TempDir()
+	case "missing":
+		return filepath.Join(t.TempDir(), "missing")
+	}
+	return ""
+}
+
 // writeAsync writes b in pieces of at most piece bytes on its own goroutine
 // and reports the result on the returned channel.
 func writeAsync(p *spillPipe, b []byte, piece int) <-chan error {
@@ -92,13 +104,7 @@ func TestSpillPipe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := ""
-			switch tc.dir {
-			case "tmp":
-				dir = t.TempDir()
-			case "missing":
-				dir = filepath.Join(t.TempDir(), "missing")
-			}
+			dir := spillDir(t, tc.dir)
 			p := newSpillPipe(dir, tc.max)
 			data := random(t, tc.ahead+tc.more)
 
@@ -284,10 +290,22 @@ func (g *gatedReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (g *gatedReaderAt) heldReaders() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.held
+// waitHeld polls until n readers are held on the last block.
+func (g *gatedReaderAt) waitHeld(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.mu.Lock()
+		held := g.held
+		g.mu.Unlock()
+		if held >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readers reached the last block, want %d", held, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // metaFirstStore is an S3-like store: it cannot take a byte of the body
@@ -313,24 +331,23 @@ func TestSendSpillsWhileHashing(t *testing.T) {
 		// holders: readers held on the last block before it is released:
 		// 2 when the compressor gets there too (it can only with a spill).
 		holders     int
+		small       bool // the dump is under the real spillMinSize
 		wantSpilled bool
 		wantErr     bool
 	}{
 		{name: "spill", dir: "tmp", holders: 2, wantSpilled: true},
 		{name: "no spill directory", dir: "", holders: 1},
 		{name: "unusable spill directory", dir: "missing", holders: 1, wantErr: true},
+		// Below spillMinSize a dump never spills (nor opens a file).
+		{name: "small dump", dir: "tmp", small: true, holders: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := ""
-			switch tc.dir {
-			case "tmp":
-				dir = t.TempDir()
-			case "missing":
-				dir = filepath.Join(t.TempDir(), "missing")
+			dir := spillDir(t, tc.dir)
+			if !tc.small {
+				defer func(old int64) { spillMinSize = old }(spillMinSize)
+				spillMinSize = 4 * chunk
 			}
-			defer func(old int64) { spillMinSize = old }(spillMinSize)
-			spillMinSize = 4 * chunk
 			u, err := New(Options{ChunkSize: chunk, Workers: 2, SpillDir: dir, SpillMax: 64 << 20})
 			if err != nil {
 				t.Fatal(err)
@@ -347,13 +364,7 @@ func TestSendSpillsWhileHashing(t *testing.T) {
 				s, err := u.Send(context.Background(), store, "k", src, int64(len(data)), true, PutOptions{})
 				res <- result{s, err}
 			}()
-			deadline := time.Now().Add(10 * time.Second)
-			for src.heldReaders() < tc.holders {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d readers reached the last block, want %d", src.heldReaders(), tc.holders)
-				}
-				time.Sleep(time.Millisecond)
-			}
+			src.waitHeld(t, tc.holders)
 			close(src.release)
 			r := <-res
 			if r.err != nil {
@@ -382,40 +393,5 @@ func TestSendSpillsWhileHashing(t *testing.T) {
 				t.Errorf("sha256 metadata %q, sent %q, want %q", store.meta["k"][MetaSHA256], r.sent.SHA256, want)
 			}
 		})
-	}
-}
-
-// TestSmallDumpsDoNotSpill: below spillMinSize the pipe never spills, even
-// when the store makes the compressor wait for the hash.
-func TestSmallDumpsDoNotSpill(t *testing.T) {
-	const chunk = 1 << 20
-	dir := t.TempDir()
-	u, err := New(Options{ChunkSize: chunk, Workers: 2, SpillDir: dir, SpillMax: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := mixed(t, 12*chunk)
-	src := &gatedReaderAt{data: data, block: chunk, release: make(chan struct{})}
-	store := &metaFirstStore{}
-	res := make(chan error, 1)
-	var sent Sent
-	go func() {
-		var err error
-		sent, err = u.Send(context.Background(), store, "k", src, int64(len(data)), true, PutOptions{})
-		res <- err
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for src.heldReaders() < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the hash never reached the last block")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(src.release)
-	if err := <-res; err != nil {
-		t.Fatal(err)
-	}
-	if sent.Spilled != 0 || sent.SpillErr != nil {
-		t.Errorf("a %d-byte dump spilled %d bytes (error %v), want none", len(data), sent.Spilled, sent.SpillErr)
 	}
 }
