@@ -217,8 +217,18 @@ func (r *results) markdown() string {
 		if fl := p.Floor; fl != nil {
 			fmt.Fprintf(&b, "CPU floor of the core on this machine (one pass each, one core): read %.2f s + SHA-256 %.2f s + zstd SpeedFastest %.2f s + CRC32C %.2f s + MinIO storing the result %.2f s = %.2f CPU s; on %d cores no upload that hashes and compresses every byte can take less than **%.2f s**",
 				fl.ReadS, fl.SHA256S, fl.ZstdS, fl.CRC32CS, fl.MinIOS, fl.ReadS+fl.SHA256S+fl.ZstdS+fl.CRC32CS+fl.MinIOS, fl.Cores, fl.WallFloorS)
-			if s := r.scenario("core"); s != nil && s.MC.MedianWallS > 0 {
-				fmt.Fprintf(&b, ", which is %.2f of this run's median mc cp", fl.WallFloorS/s.MC.MedianWallS)
+			mc := 0.0
+			if s := r.scenario("core"); s != nil {
+				mc = s.MC.MedianWallS
+			}
+			if mc > 0 {
+				fmt.Fprintf(&b, ", which is %.2f of this run's median mc cp", fl.WallFloorS/mc)
+			}
+			if fl.RemoveS > 0 {
+				fmt.Fprintf(&b, ". After the upload the agent removes the node copy, which mc cp does not do: removing a fresh, synced copy of the core takes %.2f s here (best of 3), so the agent's floor is **%.2f s**", fl.RemoveS, fl.WallFloorS+fl.RemoveS)
+				if mc > 0 {
+					fmt.Fprintf(&b, " = **%.2f** of mc cp", (fl.WallFloorS+fl.RemoveS)/mc)
+				}
 			}
 			b.WriteString(".\n\n")
 		}
