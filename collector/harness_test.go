@@ -131,7 +131,7 @@ func (e *env) build(cfg collector.Config, res collector.PodResolver, wrap func(u
 func (e *env) defaultStore() uploader.Store {
 	e.t.Helper()
 	opened, err := stores.Open(context.Background(), e.storeURL, s3store.Config{
-		Endpoint: e.endpoint(), PartSize: s3store.MinPartSize, MaxAttempts: 2, MaxBackoff: 100 * time.Millisecond,
+		Endpoint: e.endpoint(), PartSize: s3store.MinPartSize, FilePartSize: s3store.MinPartSize, MaxAttempts: 2, MaxBackoff: 100 * time.Millisecond,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		e.t.Fatal(err)
@@ -145,7 +145,7 @@ func (e *env) buildFull(cfg collector.Config, res collector.PodResolver, wrap fu
 	e.reg = prometheus.NewRegistry()
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opened, err := stores.Open(context.Background(), e.storeURL, s3store.Config{
-		Endpoint: e.endpoint(), PartSize: s3store.MinPartSize, MaxAttempts: 2, MaxBackoff: 100 * time.Millisecond,
+		Endpoint: e.endpoint(), PartSize: s3store.MinPartSize, FilePartSize: s3store.MinPartSize, MaxAttempts: 2, MaxBackoff: 100 * time.Millisecond,
 	}, log)
 	if err != nil {
 		e.t.Fatal(err)

@@ -284,7 +284,7 @@ routes:
 	}
 	log := slog.New(slog.DiscardHandler)
 	def := e.defaultStore()
-	dests, err := routing.Open(context.Background(), rc, def, s3store.Config{Endpoint: e.srv.Endpoint, PartSize: s3store.MinPartSize},
+	dests, err := routing.Open(context.Background(), rc, def, s3store.Config{Endpoint: e.srv.Endpoint, PartSize: s3store.MinPartSize, FilePartSize: s3store.MinPartSize},
 		routing.OpenOptions{CredentialsDir: creds, Log: log})
 	if err != nil {
 		t.Fatal(err)

@@ -103,7 +103,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.StringSliceVar(&f.exclude, "exclude", discover.DefaultExclude, "file name patterns never collected (crash reports travel with their dump)")
 	fs.StringVar(&f.keyTemplate, "key-template", uploader.DefaultKeyTemplate, "object key layout (Go template over .Namespace .Pod .Container .Node .ID .ShortID .FileName .Time .Date .Year .Month .Day); must contain .ID or .ShortID")
 	fs.IntVar(&f.uploadWorkers, "upload-workers", 4, "dumps uploaded at the same time (each compresses on every core; more overlap the store's per-request latency of small dumps)")
-	fs.Var(&f.partSize, "part-size", "preferred multipart part size (grows for objects over 10,000 parts)")
+	fs.Var(&f.partSize, "part-size", "multipart part size of compressed uploads, whose parts wait in --upload-buffer (grows for objects over 10,000 parts); raw uploads read parts of at least 32MiB straight from the file")
 	fs.IntVar(&f.partConcurrency, "part-concurrency", 4, "parts of one dump in flight at the same time")
 	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for the part buffers of compressed uploads, shared by all uploads (bounds memory whatever the size and number of dumps; raw uploads read parts straight from the file)")
 	fs.Var(&f.uploadSpill, "upload-spill", "compressed bytes per upload that may wait in an unnamed file in --state-dir while the SHA-256 for the object metadata is still being computed, so that compression does not stop meanwhile (page cache the kernel can write back and reclaim, not agent memory); 0: compression waits")

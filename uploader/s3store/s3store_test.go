@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,7 +28,7 @@ import (
 func newStore(t *testing.T, srv *miniotest.Server, bucket string, mod func(*s3store.Config)) *s3store.Store {
 	t.Helper()
 	srv.SetEnv(t)
-	cfg := s3store.Config{Bucket: bucket, Endpoint: srv.Endpoint, PartSize: s3store.MinPartSize, Concurrency: 3}
+	cfg := s3store.Config{Bucket: bucket, Endpoint: srv.Endpoint, PartSize: s3store.MinPartSize, FilePartSize: s3store.MinPartSize, Concurrency: 3}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -350,5 +351,61 @@ func TestLateMetadata(t *testing.T) {
 	}
 	if _, err := s.Head(ctx, "failed"); !errors.Is(err, uploader.ErrNotExist) {
 		t.Errorf("head after failed put: %v, want not exist", err)
+	}
+}
+
+// TestFilePartSize: bodies read straight from a file use the larger file part
+// size (32 MiB by default): a file up to it is one PUT, a larger one has
+// parts of that size; streams keep the smaller in-memory part size.
+func TestFilePartSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MinIO")
+	}
+	srv := miniotest.Start(t)
+	srv.MakeBucket(t, "dumps")
+	s := newStore(t, srv, "dumps", func(c *s3store.Config) { c.PartSize = s3store.MinPartSize; c.FilePartSize = 0 })
+	data := randomBytes(t, 40<<20)
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tests := []struct {
+		name      string
+		body      io.Reader
+		size      int64
+		wantParts int // 0: single PUT
+	}{
+		{"file of 20 MiB", io.NewSectionReader(f, 0, 20<<20), 20 << 20, 0},
+		{"file of exactly 32 MiB", io.NewSectionReader(f, 0, 32<<20), 32 << 20, 0},
+		{"file of 40 MiB", io.NewSectionReader(f, 0, 40<<20), 40 << 20, 2},
+		{"stream of 20 MiB", onlyReader{bytes.NewReader(data[:20<<20])}, -1, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "t/" + strings.ReplaceAll(tc.name, " ", "-")
+			sent, err := s.Put(context.Background(), key, tc.body, tc.size, uploader.PutOptions{SizeHint: int64(len(data))})
+			if err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			got, err := s.Head(context.Background(), key)
+			if err != nil {
+				t.Fatalf("Head: %v", err)
+			}
+			parts := 0
+			if i := strings.LastIndex(got.Checksum, "-"); i >= 0 {
+				parts, _ = strconv.Atoi(got.Checksum[i+1:])
+			}
+			if parts != tc.wantParts || got.Checksum != sent.Checksum {
+				t.Errorf("stored checksum %q (sent %q): %d parts, want %d", got.Checksum, sent.Checksum, parts, tc.wantParts)
+			}
+			if b := srv.Get(t, "dumps", key); !bytes.Equal(b, data[:got.Size]) || got.Size != sent.Size {
+				t.Errorf("stored %d bytes that differ from the %d sent", len(b), sent.Size)
+			}
+		})
 	}
 }
