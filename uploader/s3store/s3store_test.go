@@ -48,6 +48,21 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
+// tempFile writes data to a file in t.TempDir and opens it for the test.
+func tempFile(t *testing.T, data []byte) *os.File {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // onlyReader hides io.ReaderAt so the store must stream.
 type onlyReader struct{ io.Reader }
 
@@ -61,15 +76,7 @@ func TestPutHeadRoundTrip(t *testing.T) {
 	ctx := context.Background()
 
 	big := randomBytes(t, 3*s3store.MinPartSize+12345)
-	file := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(file, big, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t, big)
 
 	tests := []struct {
 		name      string
@@ -365,15 +372,7 @@ func TestFilePartSize(t *testing.T) {
 	srv.MakeBucket(t, "dumps")
 	s := newStore(t, srv, "dumps", func(c *s3store.Config) { c.PartSize = s3store.MinPartSize; c.FilePartSize = 0 })
 	data := randomBytes(t, 40<<20)
-	file := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t, data)
 	tests := []struct {
 		name      string
 		body      io.Reader
