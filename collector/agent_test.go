@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/crashdump-io/crashdump/collector/dumptest"
+	"github.com/crashdump-io/crashdump/uploader"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
@@ -290,4 +293,95 @@ func randomData(t testing.TB, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestSpilledBytesMetric: while the SHA-256 of a large dump runs, the
+// compressed bytes wait in the spill file; the agent counts them in
+// crashdump_upload_spilled_bytes_total, the same number its "dump
+// uploaded" line logs. A small dump never spills.
+func TestSpilledBytesMetric(t *testing.T) {
+	e := newEnv(t, false)
+	e.upOpts = uploader.Options{SpillDir: e.stateDir, SpillMax: 256 << 20}
+	// The file store reads the body before it asks for the metadata; an S3
+	// store must create the upload, with the SHA-256 as metadata, first.
+	// This wrapper behaves like the latter with no buffer of its own.
+	a := e.newAgentWithStore(e.config(), func(s uploader.Store) uploader.Store { return createFirst{s} })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 10*time.Second, "agent ready", a.Ready)
+	if got := metric(t, e.reg, "crashdump_upload_spilled_bytes_total"); got != 0 {
+		t.Fatalf("spilled bytes before any upload = %v", got)
+	}
+
+	// A small dump first: it must not spill.
+	if err := os.WriteFile(filepath.Join(e.dumpDir, "small.dmp"), bytes.Repeat([]byte("small dump "), 1<<16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "small dump stored", func() bool { return len(e.dumps()) == 1 })
+	if got := metric(t, e.reg, "crashdump_upload_spilled_bytes_total"); got != 0 {
+		t.Errorf("spilled bytes after a 704 KiB dump = %v, want 0", got)
+	}
+
+	// 512 MiB, mostly a hole: the hash reads every byte (about 0.3 s here;
+	// it starts before the dump is sampled), the compressor has its first
+	// frames out milliseconds after the sample, and the store reads nothing
+	// before the hash is done.
+	f, err := os.Create(filepath.Join(e.dumpDir, "large.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat([]byte("header of a large dump "), 1<<14)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(512 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "large dump stored", func() bool { return len(e.dumps()) == 2 })
+
+	var logged float64
+	var lines int
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		var rec struct {
+			Msg     string  `json:"msg"`
+			Path    string  `json:"path"`
+			Spilled float64 `json:"spilled"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "dump uploaded" {
+			continue
+		}
+		lines++
+		if rec.Path == "small.dmp" && rec.Spilled != 0 {
+			t.Errorf("small dump logged spilled=%v", rec.Spilled)
+		}
+		logged += rec.Spilled
+	}
+	if lines != 2 {
+		t.Fatalf("%d \"dump uploaded\" lines, want 2", lines)
+	}
+	got := metric(t, e.reg, "crashdump_upload_spilled_bytes_total")
+	if got != logged {
+		t.Errorf("crashdump_upload_spilled_bytes_total = %v, the log says %v", got, logged)
+	}
+	if got <= 0 {
+		t.Errorf("crashdump_upload_spilled_bytes_total = %v after a 512 MiB dump, want > 0", got)
+	}
+	t.Logf("spilled %v bytes", got)
+}
+
+// createFirst is a store that asks for the object's metadata (and so waits
+// for the SHA-256) before it reads any of the body, as S3 stores do.
+type createFirst struct{ uploader.Store }
+
+func (s createFirst) Put(ctx context.Context, key string, r io.Reader, size int64, opts uploader.PutOptions) (uploader.Object, error) {
+	md, err := opts.ObjectMetadata(ctx)
+	if err != nil {
+		return uploader.Object{}, err
+	}
+	opts.Metadata, opts.LateMetadata = md, nil
+	return s.Store.Put(ctx, key, r, size, opts)
 }

@@ -42,6 +42,8 @@ type env struct {
 	storeURL string
 	reg      *prometheus.Registry
 	logs     *syncBuffer
+	// upOpts configures the agent's uploader (main sets the spill file).
+	upOpts uploader.Options
 }
 
 type syncBuffer struct {
@@ -150,7 +152,7 @@ func (e *env) buildFull(cfg collector.Config, res collector.PodResolver, wrap fu
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	up, err := uploader.New(uploader.Options{})
+	up, err := uploader.New(e.upOpts)
 	if err != nil {
 		e.t.Fatal(err)
 	}

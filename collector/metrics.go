@@ -31,6 +31,7 @@ type metrics struct {
 	uploads        *prometheus.CounterVec
 	uploadBytes    prometheus.Counter
 	dumpBytes      prometheus.Counter
+	spilledBytes   prometheus.Counter
 	uploadDuration prometheus.Histogram
 	settleDuration prometheus.Histogram
 	pendingDumps   prometheus.Gauge
@@ -64,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dumpBytes: f.NewCounter(prometheus.CounterOpts{
 			Name: "crashdump_dump_bytes_total",
 			Help: "Original size of the dumps uploaded and verified.",
+		}),
+		spilledBytes: f.NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_upload_spilled_bytes_total",
+			Help: "Compressed bytes that waited in a spill file in --state-dir while the SHA-256 of a large dump was computed (page cache, written to disk only under memory pressure).",
 		}),
 		uploadDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "crashdump_upload_duration_seconds",

@@ -166,6 +166,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 			log.Warn("spill file unavailable, upload went on without it", "err", sent.SpillErr)
 		}
 		spilled = sent.Spilled
+		a.m.spilledBytes.Add(float64(spilled))
 		stored, err := store.Head(ctx, p.Key)
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", p.Key, err)
