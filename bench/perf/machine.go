@@ -31,6 +31,12 @@ type machine struct {
 	Hostname    string `json:"hostname"`
 	WorkFS      fsInfo `json:"work_filesystem"`
 	ClockTicks  int    `json:"clock_ticks_per_second"`
+	// PageReportingOrder is set when the guest reports free memory to its
+	// hypervisor (free page reporting, in blocks of 2^order pages): pages
+	// freed by deleting files go back to the host, and the next writes
+	// into the page cache fault them in again there, which shows as
+	// MinIO's system CPU growing once gigabytes were written and deleted.
+	PageReportingOrder string `json:"page_reporting_order,omitempty"`
 }
 
 type fsInfo struct {
@@ -85,6 +91,9 @@ func describeMachine(c config) machine {
 		m.AgentSHA256 = sum
 	}
 	m.WorkFS = filesystemOf(c.work)
+	if b, err := os.ReadFile("/sys/module/page_reporting/parameters/page_reporting_order"); err == nil {
+		m.PageReportingOrder = strings.TrimSpace(string(b))
+	}
 	return m
 }
 

@@ -31,28 +31,37 @@ type usage struct {
 	// FileAtPeak the RssFile of that sample.
 	PeakAnon   int64 `json:"peak_rss_anon_sampled_bytes"`
 	FileAtPeak int64 `json:"rss_file_at_peak_anon_bytes"`
-	// MinIOCPUS is the server's CPU seconds over the same interval.
+	// MinIOCPUS is the server's CPU seconds over the same interval, and
+	// MinIOSysS the part of it spent in the kernel (where MinIO's writes
+	// into the page cache are: the part that varies from run to run here).
 	MinIOCPUS float64 `json:"minio_cpu_s"`
+	MinIOSysS float64 `json:"minio_sys_s"`
 }
 
 // procCPU is utime+stime of pid (all threads) in seconds.
 func procCPU(pid int) float64 {
+	user, sys := procCPUSplit(pid)
+	return user + sys
+}
+
+// procCPUSplit is utime and stime of pid (all threads) in seconds.
+func procCPUSplit(pid int) (user, sys float64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return float64(ut+st) / clockTicks
+	return float64(ut) / clockTicks, float64(st) / clockTicks
 }
 
 // procSchedNS is the CPU time of every thread of pid in nanoseconds, from
@@ -129,7 +138,7 @@ func measure(minioPID int, cmds ...*exec.Cmd) (usage, []error) {
 // measureNotify is measure that closes started once every command started.
 func measureNotify(minioPID int, started chan<- struct{}, cmds ...*exec.Cmd) (usage, []error) {
 	var u usage
-	minioBefore := procCPU(minioPID)
+	minioUser0, minioSys0 := procCPUSplit(minioPID)
 	errs := make([]error, len(cmds))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -187,6 +196,8 @@ func measureNotify(minioPID int, started chan<- struct{}, cmds ...*exec.Cmd) (us
 	}
 	wg.Wait()
 	u.WallS = time.Since(start).Seconds()
-	u.MinIOCPUS = procCPU(minioPID) - minioBefore
+	minioUser, minioSys := procCPUSplit(minioPID)
+	u.MinIOCPUS = minioUser + minioSys - minioUser0 - minioSys0
+	u.MinIOSysS = minioSys - minioSys0
 	return u, errs
 }

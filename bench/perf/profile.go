@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/crashdump-io/crashdump/uploader"
 	"github.com/crashdump-io/crashdump/uploader/s3store"
@@ -65,6 +66,21 @@ type cpuFloor struct {
 	// upload is verified; mc cp leaves its source. It comes after the
 	// upload, so it adds to the floor.
 	RemoveS float64 `json:"remove_s,omitempty"`
+
+	// For the strict lower bound (report: strictBound). ZstdRatio is what
+	// SpeedFastest stores (compressed / raw); ZstdNoEntropyS and
+	// ZstdNoEntropyRatio the same pass without entropy coding, cheaper
+	// and a little larger.
+	ZstdRatio          float64 `json:"zstd_fastest_ratio,omitempty"`
+	ZstdNoEntropyS     float64 `json:"zstd_no_entropy_s,omitempty"`
+	ZstdNoEntropyRatio float64 `json:"zstd_no_entropy_ratio,omitempty"`
+	// DropCacheS is the CPU of dropping a fresh, synced copy's page cache
+	// (POSIX_FADV_DONTNEED: work an agent could do while it uploads) and
+	// UnlinkS the wall time of unlinking it afterwards (the filesystem
+	// freeing the blocks, which can only follow the verified upload):
+	// best of 3 each. Together they are RemoveS split in two.
+	DropCacheS float64 `json:"drop_cache_s,omitempty"`
+	UnlinkS    float64 `json:"unlink_after_drop_s,omitempty"`
 }
 
 type group struct {
@@ -183,7 +199,7 @@ func runProfile(ctx context.Context, c config, srv *minio, in *inputs) (*profile
 	if res.Floor, err = measureFloor(f, st.Size(), res.Stored, res.MinIOCPUS); err != nil {
 		return nil, err
 	}
-	if res.Floor.RemoveS, err = measureRemove(p, filepath.Join(c.work, "run")); err != nil {
+	if err := measureRemove(p, filepath.Join(c.work, "run"), res.Floor); err != nil {
 		return nil, err
 	}
 	fmt.Printf("bench-perf: profile: analyze %.2fs, send %.2fs, head %.3fs; %.2f CPU s here, %.2f in MinIO (GOMAXPROCS %d); %s\n",
@@ -194,31 +210,59 @@ func runProfile(ctx context.Context, c config, srv *minio, in *inputs) (*profile
 	fl := res.Floor
 	fmt.Printf("bench-perf: CPU floor on the core: read %.2fs + SHA-256 %.2fs + zstd %.2fs + CRC32C %.2fs + MinIO %.2fs = %.2f CPU s, / %d cores = %.2f s wall; + removing the node copy %.2fs\n",
 		fl.ReadS, fl.SHA256S, fl.ZstdS, fl.CRC32CS, fl.MinIOS, fl.ReadS+fl.SHA256S+fl.ZstdS+fl.CRC32CS+fl.MinIOS, fl.Cores, fl.WallFloorS, fl.RemoveS)
+	fmt.Printf("bench-perf: zstd SpeedFastest %.2fs (stores %.3f), without entropy coding %.2fs (stores %.3f); dropping the page cache %.3fs CPU, unlink after it %.2fs\n",
+		fl.ZstdS, fl.ZstdRatio, fl.ZstdNoEntropyS, fl.ZstdNoEntropyRatio, fl.DropCacheS, fl.UnlinkS)
 	return res, nil
 }
 
 // measureRemove times the removal of a fresh copy of src (made and synced
-// like every run's input), best of 3.
-func measureRemove(src, dir string) (float64, error) {
+// like every run's input), best of 3; then, on three more copies, dropping
+// the copy's page cache (CPU of the calling thread) and the unlink that
+// follows (wall), best of 3 each.
+func measureRemove(src, dir string, fl *cpuFloor) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, err
+		return err
 	}
-	best := 0.0
-	for i := range 3 {
-		dst := filepath.Join(dir, "remove-probe")
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	dst := filepath.Join(dir, "remove-probe")
+	best := func(cur *float64, i int, d float64) {
+		if i == 0 || d < *cur {
+			*cur = d
+		}
+	}
+	for i := range 6 {
 		if err := copyInput(src, dst); err != nil {
-			return 0, err
+			return err
 		}
 		syscall.Sync()
+		if i < 3 {
+			t0 := time.Now()
+			if err := os.Remove(dst); err != nil {
+				return err
+			}
+			best(&fl.RemoveS, i, time.Since(t0).Seconds())
+			continue
+		}
+		f, err := os.Open(dst)
+		if err != nil {
+			return err
+		}
+		c0 := threadCPU()
+		err = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		c1 := threadCPU()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("fadvise %s: %w", dst, err)
+		}
 		t0 := time.Now()
 		if err := os.Remove(dst); err != nil {
-			return 0, err
+			return err
 		}
-		if d := time.Since(t0).Seconds(); i == 0 || d < best {
-			best = d
-		}
+		best(&fl.UnlinkS, i-3, time.Since(t0).Seconds())
+		best(&fl.DropCacheS, i-3, (c1 - c0).Seconds())
 	}
-	return best, nil
+	return nil
 }
 
 // threadCPU is the CPU time of the calling thread.
@@ -260,8 +304,10 @@ func measureFloor(f *os.File, size, stored int64, minio float64) (*cpuFloor, err
 	defer enc.Close()
 	out := make([]byte, 0, 2<<20)
 	var compressed [][]byte
+	var total int64
 	zs, err := pass(func(b []byte) {
 		out = enc.EncodeAll(b, out[:0])
+		total += int64(len(out))
 		if len(compressed) < 64 {
 			compressed = append(compressed, append([]byte(nil), out...))
 		}
@@ -270,6 +316,25 @@ func measureFloor(f *os.File, size, stored int64, minio float64) (*cpuFloor, err
 		return nil, err
 	}
 	fl.ZstdS = zs - fl.ReadS
+	fl.ZstdRatio = float64(total) / float64(size)
+	// The same without entropy coding: less CPU, a little more stored.
+	noEnt, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true),
+		zstd.WithNoEntropyCompression(true))
+	if err != nil {
+		return nil, err
+	}
+	defer noEnt.Close()
+	total = 0
+	zs, err = pass(func(b []byte) {
+		out = noEnt.EncodeAll(b, out[:0])
+		total += int64(len(out))
+	})
+	if err != nil {
+		return nil, err
+	}
+	fl.ZstdNoEntropyS = zs - fl.ReadS
+	fl.ZstdNoEntropyRatio = float64(total) / float64(size)
 	fl.SHA256S -= fl.ReadS
 	// CRC32C of the stored bytes, timed on a sample of compressed frames.
 	var sampled int
