@@ -37,6 +37,8 @@ type target struct {
 	// Above Limit, no agent that keeps the contract could meet the target
 	// against an undisturbed MinIO on this machine.
 	LowerBound float64 `json:"lower_bound,omitempty"`
+	// LowerBoundMedian is the same bound over the median mc cp.
+	LowerBoundMedian float64 `json:"lower_bound_median,omitempty"`
 }
 
 // bound is the strict lower bound of the agent's wall time on the core:
@@ -127,8 +129,9 @@ func (r *results) evaluate() {
 	}
 	if s := r.scenario("core"); s != nil {
 		add("core: agent / mc cp wall time", 0.40, s.Ratio, "ratio")
-		if b := r.strictBound(0.16); b != nil && b.MCFastestS > 0 {
-			r.Targets[len(r.Targets)-1].LowerBound = b.WallS / b.MCFastestS
+		if b := r.strictBound(0.16); b != nil && b.MCFastestS > 0 && b.MCMedianS > 0 {
+			t := &r.Targets[len(r.Targets)-1]
+			t.LowerBound, t.LowerBoundMedian = b.WallS/b.MCFastestS, b.WallS/b.MCMedianS
 		}
 		add("core: bytes stored / raw", 0.16, s.StoredRatio, "ratio")
 	}
@@ -330,8 +333,11 @@ func (r *results) markdown() string {
 			mark := "met"
 			if !t.Met {
 				mark = "**missed**"
-				if t.LowerBound > t.Limit {
-					mark += fmt.Sprintf(" — out of reach here: even the strict lower bound is %.2f of mc's fastest round", t.LowerBound)
+				switch {
+				case t.LowerBoundMedian > t.Limit:
+					mark = fmt.Sprintf("**out of reach** here: the strict lower bound is %.2f of the median mc cp (%.2f of its fastest round)", t.LowerBoundMedian, t.LowerBound)
+				case t.LowerBound > t.Limit:
+					mark += fmt.Sprintf(" — out of reach against mc's fastest round (strict lower bound %.2f), not against its median (%.2f)", t.LowerBound, t.LowerBoundMedian)
 				}
 			}
 			fmt.Fprintf(&b, "| %s | ≤ %g %s | %.3g %s | %s |\n", t.Name, t.Limit, t.Unit, t.Measured, t.Unit, mark)
