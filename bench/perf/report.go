@@ -32,8 +32,8 @@ type target struct {
 	Unit     string  `json:"unit"`
 	Measured float64 `json:"measured"`
 	Met      bool    `json:"met"`
-	// LowerBound, for the core's wall-time ratio: the strict lower bound
-	// (strictBound) over MinIO's ingest ceiling, the fastest mc cp round.
+	// LowerBound, for the core's wall-time ratio: the lower bound
+	// (strictBound) over the fastest mc cp round of the run.
 	// Above Limit, no agent that keeps the contract could meet the target
 	// against an undisturbed MinIO on this machine.
 	LowerBound float64 `json:"lower_bound,omitempty"`
@@ -41,7 +41,7 @@ type target struct {
 	LowerBoundMedian float64 `json:"lower_bound_median,omitempty"`
 }
 
-// bound is the strict lower bound of the agent's wall time on the core:
+// bound is a lower bound of the agent's wall time on the core:
 // the work no agent that keeps the contract can skip, each piece measured
 // alone on one core of this machine in the cheapest way measured, spread
 // perfectly over every core, plus the unlink that can only follow the
@@ -59,7 +59,7 @@ type bound struct {
 	UnlinkS    float64 // after the verified upload and manifest
 	Cores      int
 	WallS      float64
-	MCFastestS float64 // MinIO's ingest ceiling for the raw core: the fastest mc cp round
+	MCFastestS float64 // the fastest mc cp round: MinIO's best ingest of the raw core in the run
 	MCMedianS  float64
 }
 
@@ -102,6 +102,11 @@ func (r *results) strictBound(storedLimit float64) *bound {
 		}
 	}
 	b.ZstdName, b.ZstdS, b.ZstdRatio = opts[pick].name, opts[pick].cpu, opts[pick].ratio
+	// The removal: its page cache dropped during the upload and the
+	// unlink after it, or a plain unlink at the end if that was cheaper.
+	if fl.RemoveS > 0 && fl.RemoveS < b.DropCacheS/float64(max(b.Cores, 1))+b.UnlinkS {
+		b.DropCacheS, b.UnlinkS = 0, fl.RemoveS
+	}
 	b.WallS = (b.SHA256S+b.ZstdS+b.MinIOS+b.DropCacheS)/float64(max(b.Cores, 1)) + b.UnlinkS
 	return b
 }
@@ -311,11 +316,11 @@ func (r *results) markdown() string {
 			b.WriteString(".\n\n")
 		}
 		if sb := r.strictBound(0.16); sb != nil {
-			fmt.Fprintf(&b, "Strict lower bound on the core (the work no agent that keeps the contract can skip, each piece measured alone, in the cheapest way measured, spread perfectly over the %d cores; reading left out, as a reader that maps the file copies nothing): SHA-256 %.2f s (every byte: object metadata and manifest) + zstd %s %.2f s (stores %.3f; of: klauspost SpeedFastest %.2f s stores %.3f, without entropy coding %.2f s stores %.3f%s) + MinIO storing the result %.2f s (least in this run) + dropping the node copy's page cache %.3f s = %.2f CPU s, / %d = %.2f s; + unlinking the node copy after the verified upload %.2f s (the filesystem freeing the blocks, after the page cache is gone) = **%.2f s**. ",
+			fmt.Fprintf(&b, "Lower bound on the core (the work no agent that keeps the contract can skip, each piece the cheapest measured here, spread perfectly over the %d cores; reading left out, as a reader that maps the file copies almost nothing; no fixed costs): SHA-256 %.2f s (every byte: object metadata and manifest) + zstd %s %.2f s (stores %.3f; of: klauspost SpeedFastest %.2f s stores %.3f, without entropy coding %.2f s stores %.3f%s) + MinIO storing the result %.2f s (least in this run) + dropping the node copy's page cache %.3f s = %.2f CPU s, / %d = %.2f s; + unlinking the node copy after the verified upload %.2f s (of which %.3f s CPU: the rest is waiting for the filesystem) = **%.2f s**. ",
 				sb.Cores, sb.SHA256S, sb.ZstdName, sb.ZstdS, sb.ZstdRatio, r.Profile.Floor.ZstdS, r.Profile.Floor.ZstdRatio, r.Profile.Floor.ZstdNoEntropyS, r.Profile.Floor.ZstdNoEntropyRatio,
 				cliOptions(r.Profile.Floor.ZstdCLI),
-				sb.MinIOS, sb.DropCacheS, sb.SHA256S+sb.ZstdS+sb.MinIOS+sb.DropCacheS, sb.Cores, sb.WallS-sb.UnlinkS, sb.UnlinkS, sb.WallS)
-			fmt.Fprintf(&b, "MinIO's ingest ceiling for the raw core, the fastest mc cp round: %.2f s (median %.2f s). Bound / ceiling = **%.2f**; bound / median = %.2f; the agent's median / its bound = %.2f.",
+				sb.MinIOS, sb.DropCacheS, sb.SHA256S+sb.ZstdS+sb.MinIOS+sb.DropCacheS, sb.Cores, sb.WallS-sb.UnlinkS, sb.UnlinkS, r.Profile.Floor.UnlinkCPUS, sb.WallS)
+			fmt.Fprintf(&b, "mc cp of the raw core: fastest round %.2f s (MinIO's best ingest in this run), median %.2f s. Bound / fastest = **%.2f**; bound / median = **%.2f**; the agent's median / its bound = %.2f.",
 				sb.MCFastestS, sb.MCMedianS, sb.WallS/sb.MCFastestS, sb.WallS/sb.MCMedianS, r.scenario("core").Agent.MedianWallS/sb.WallS)
 			if s := r.scenario("core"); s != nil {
 				var sys []string
@@ -333,8 +338,11 @@ func (r *results) markdown() string {
 			mark := "met"
 			if !t.Met {
 				mark = "**missed**"
-				if t.LowerBound > t.Limit {
-					mark = fmt.Sprintf("**out of reach** on this machine: the strict lower bound is %.2f of MinIO's ingest ceiling (mc's fastest round), %.2f of the median mc cp", t.LowerBound, t.LowerBoundMedian)
+				switch {
+				case t.LowerBound > t.Limit && t.LowerBoundMedian > t.Limit:
+					mark = fmt.Sprintf("**out of reach** in this run: the lower bound is %.2f of the median mc cp, %.2f of its fastest round", t.LowerBoundMedian, t.LowerBound)
+				case t.LowerBound > t.Limit || t.LowerBoundMedian > t.Limit:
+					mark += fmt.Sprintf(" — at the lower bound: %.2f of the median mc cp, %.2f of its fastest round", t.LowerBoundMedian, t.LowerBound)
 				}
 			}
 			fmt.Fprintf(&b, "| %s | ≤ %g %s | %.3g %s | %s |\n", t.Name, t.Limit, t.Unit, t.Measured, t.Unit, mark)
