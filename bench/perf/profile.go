@@ -366,45 +366,47 @@ func measureFloor(f *os.File, size, stored int64, minio float64) (*cpuFloor, err
 	if fl.ReadS, err = best(3, func([]byte) {}); err != nil {
 		return nil, err
 	}
-	if fl.SHA256S, err = best(3, func(b []byte) { h := sha256.New(); h.Write(b) }); err != nil {
+	h := sha256.New()
+	if fl.SHA256S, err = best(3, func(b []byte) { h.Write(b) }); err != nil {
 		return nil, err
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true)) // as the agent
+	agentOpts := []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithWindowSize(1 << 20), zstd.WithLowerEncoderMem(true)} // as the agent
+	enc, err := zstd.NewWriter(nil, agentOpts...)
 	if err != nil {
 		return nil, err
 	}
 	defer enc.Close()
 	out := make([]byte, 0, 2<<20)
 	var compressed [][]byte
+	// Each zstd pass adds its output to total; the ratio is one pass's.
+	const zstdPasses = 2
 	var total int64
-	zs, err := best(2, func(b []byte) {
+	zs, err := best(zstdPasses, func(b []byte) {
 		out = enc.EncodeAll(b, out[:0])
 		total += int64(len(out))
 		if len(compressed) < 64 {
 			compressed = append(compressed, append([]byte(nil), out...))
 		}
 	})
-	total /= 2 // both passes added their output
+	total /= zstdPasses
 	if err != nil {
 		return nil, err
 	}
 	fl.ZstdS = zs - fl.ReadS
 	fl.ZstdRatio = float64(total) / float64(size)
 	// The same without entropy coding: less CPU, a little more stored.
-	noEnt, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(false), zstd.WithZeroFrames(true), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true),
-		zstd.WithNoEntropyCompression(true))
+	noEnt, err := zstd.NewWriter(nil, append(agentOpts, zstd.WithNoEntropyCompression(true))...)
 	if err != nil {
 		return nil, err
 	}
 	defer noEnt.Close()
 	total = 0
-	zs, err = best(2, func(b []byte) {
+	zs, err = best(zstdPasses, func(b []byte) {
 		out = noEnt.EncodeAll(b, out[:0])
 		total += int64(len(out))
 	})
-	total /= 2
+	total /= zstdPasses
 	if err != nil {
 		return nil, err
 	}

@@ -127,6 +127,10 @@ func (r *results) scenario(name string) *scenarioResult {
 	return nil
 }
 
+// storedTarget is issue 7's limit on the core's bytes stored / raw; the
+// lower bound only weighs encoders that meet it.
+const storedTarget = 0.16
+
 // evaluate fills the targets of issue 7 for what was measured.
 func (r *results) evaluate() {
 	r.Method = method
@@ -135,11 +139,11 @@ func (r *results) evaluate() {
 	}
 	if s := r.scenario("core"); s != nil {
 		add("core: agent / mc cp wall time", 0.40, s.Ratio, "ratio")
-		if b := r.strictBound(0.16); b != nil && b.MCFastestS > 0 && b.MCMedianS > 0 {
+		if b := r.strictBound(storedTarget); b != nil && b.MCFastestS > 0 && b.MCMedianS > 0 {
 			t := &r.Targets[len(r.Targets)-1]
 			t.LowerBound, t.LowerBoundMedian = b.WallS/b.MCFastestS, b.WallS/b.MCMedianS
 		}
-		add("core: bytes stored / raw", 0.16, s.StoredRatio, "ratio")
+		add("core: bytes stored / raw", storedTarget, s.StoredRatio, "ratio")
 	}
 	if s := r.scenario("random"); s != nil {
 		add("1 GiB random: agent / mc cp wall time", 1.05, s.Ratio, "ratio")
@@ -316,7 +320,7 @@ func (r *results) markdown() string {
 			}
 			b.WriteString(".\n\n")
 		}
-		if sb := r.strictBound(0.16); sb != nil {
+		if sb := r.strictBound(storedTarget); sb != nil {
 			fmt.Fprintf(&b, "Lower bound on the core (the work no agent that keeps the contract can skip, each piece the cheapest measured here, spread perfectly over the %d cores; reading left out, as a reader that maps the file copies almost nothing; no fixed costs): SHA-256 %.2f s (every byte: object metadata and manifest) + zstd %s %.2f s (stores %.3f; of: klauspost SpeedFastest %.2f s stores %.3f, without entropy coding %.2f s stores %.3f%s) + MinIO storing the result %.2f s (least in this run) + dropping the node copy's page cache %.3f s = %.2f CPU s, / %d = %.2f s; + unlinking the node copy after the verified upload %.2f s%s = **%.2f s**. ",
 				sb.Cores, sb.SHA256S, sb.ZstdName, sb.ZstdS, sb.ZstdRatio, r.Profile.Floor.ZstdS, r.Profile.Floor.ZstdRatio, r.Profile.Floor.ZstdNoEntropyS, r.Profile.Floor.ZstdNoEntropyRatio,
 				cliOptions(r.Profile.Floor.ZstdCLI),
