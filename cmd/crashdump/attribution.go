@@ -32,6 +32,7 @@ type attributionFlags struct {
 	podRetention       time.Duration
 	podRefreshInterval time.Duration
 	podSourceTimeout   time.Duration
+	terminationWait    time.Duration
 	events             bool
 	eventsQPS          float32
 }
@@ -46,6 +47,7 @@ func (a *attributionFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&a.podRetention, "pod-retention", time.Hour, "how long pods and container instances that left the pod list stay known, so dumps that settle after their pod was deleted are still attributed")
 	fs.DurationVar(&a.podRefreshInterval, "pod-refresh-interval", 30*time.Second, "background pod list refresh period; dumps also refresh it on demand (at most once a second)")
 	fs.DurationVar(&a.podSourceTimeout, "pod-source-timeout", 10*time.Second, "timeout of one pod list request (failed requests are retried with backoff)")
+	fs.DurationVar(&a.terminationWait, "termination-wait", 10*time.Second, "how long a dump attributed by its writer waits for the kubelet to report how the crashed container instance ended (exit code, signal), for pod.termination in the manifest and the Event; 0: do not wait")
 	fs.BoolVar(&a.events, "events", true, "post a Kubernetes Event (CrashDumpUploaded) on the pod after each verified upload; needs the API server (RBAC create events.k8s.io events)")
 	fs.Float32Var(&a.eventsQPS, "events-qps", 2, "Kubernetes Events posted per second at most (bursts of 10× allowed); the rest queue, and drop when the queue is full")
 }
@@ -133,7 +135,10 @@ func newAttribution(ctx context.Context, a attributionFlags, node string, log *s
 	} else {
 		log.Info("pod attribution from dump paths only", "pod_source", "none")
 	}
-	ropts := identify.Options{Timeout: 2*a.podSourceTimeout + 5*time.Second}
+	ropts := identify.Options{Timeout: 2*a.podSourceTimeout + a.terminationWait + 5*time.Second, TerminationWait: a.terminationWait}
+	if a.terminationWait <= 0 {
+		ropts.TerminationWait = -1
+	}
 	if source == "apiserver" {
 		ropts.NamespaceLabels = pods.NewNamespaceLabels(kube, time.Minute, log).Labels
 	}

@@ -104,7 +104,10 @@ func (e *e2eEnv) runAgent(store []string, writers ...*fixtureWriter) {
 		"--node-name", e2eNode, "--pod-source", "kubelet",
 		"--kubelet-url", e.kubelet.URL, "--kubelet-token-file", e.kubelet.TokenFile, "--kubelet-ca-file", e.kubelet.CAFile,
 		"--kubeconfig", e.api.Kubeconfig(e.t),
-		"--settle-time", "100ms", "--log-level", "debug", "--log-format", "text"}, store...)
+		"--settle-time", "100ms", "--log-level", "debug", "--log-format", "text",
+		// The fixture's running writers never exit: no waiting for their
+		// termination (an exited instance's is used all the same).
+		"--termination-wait", "0"}, store...)
 	root := newRootCmd()
 	root.SetArgs(args)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -195,9 +198,15 @@ func TestAgentAttributesDumpsEndToEnd(t *testing.T) {
 	}
 	wantPod := manifest.Pod{Namespace: "shop", Name: e2eAPI, UID: e2eShopUID, Container: "api", ContainerID: "containerd://" + e2eShopPrev,
 		Image: "registry.example.com/shop/api:1.4.2", ImageID: podstest.ImageID("registry.example.com/shop/api:1.4.2"),
-		OwnerKind: "Deployment", OwnerName: "api", RestartCount: 1}
+		OwnerKind: "Deployment", OwnerName: "api", RestartCount: manifest.Restarts(0)}
 	got := *shop.Pod
 	got.Labels = nil
+	// The crashed instance is the one before the restart: count 0, and how
+	// it ended from lastState.terminated.
+	if term := got.Termination; term == nil || term.ExitCode != 139 || term.SignalName != "SIGSEGV" || term.FinishedAt.IsZero() {
+		t.Errorf("shop termination %+v, want exit 139 SIGSEGV with its time", term)
+	}
+	got.Termination = nil
 	if !reflect.DeepEqual(got, wantPod) {
 		t.Errorf("shop pod block:\n got %+v\nwant %+v", got, wantPod)
 	}

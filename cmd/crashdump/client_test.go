@@ -272,7 +272,9 @@ func textBytes(n int, seed string) []byte {
 func apiPod() manifest.Pod {
 	return manifest.Pod{Namespace: "prod", Name: "api-1", UID: "0f7c3b8e-1111-4c3a-9d7e-aaaaaaaaaaaa", Container: "api",
 		ContainerID: "containerd://4b1d", Image: "registry.example/shop/api:1.4.2", OwnerKind: "ReplicaSet", OwnerName: "api-7d9f8c6b5",
-		RestartCount: 3, Labels: map[string]string{"app": "api"}}
+		RestartCount: manifest.Restarts(3), Labels: map[string]string{"app": "api"},
+		Termination: &manifest.Termination{ExitCode: 134, Signal: 6, SignalName: "SIGABRT", Reason: "Error",
+			StartedAt: time.Date(2026, 3, 14, 9, 26, 1, 0, time.UTC), FinishedAt: time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC)}}
 }
 
 // populate collects two batches, a second apart: the first on node-a, the

@@ -180,7 +180,14 @@ func writeDescription(w io.Writer, mode cliMode, s *session, d *catalog.Dump, no
 		if pod.OwnerKind != "" {
 			ps.line("Owner", pod.OwnerKind+"/"+pod.OwnerName)
 		}
-		ps.line("Restarts", fmt.Sprint(pod.RestartCount))
+		if pod.RestartCount != nil {
+			ps.line("Restarts", fmt.Sprintf("%d (the crashed instance's)", *pod.RestartCount))
+		} else {
+			ps.line("Restarts", "unknown (the container instance that crashed is not known)")
+		}
+		if t := pod.Termination; t != nil {
+			ps.line("Exit", manifest.ExitSummary(t))
+		}
 		ps.line("Labels", labels(pod.Labels))
 	} else {
 		p.line("Pod", "not attributed")

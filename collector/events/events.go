@@ -263,6 +263,27 @@ func Note(m *manifest.Manifest) string {
 	if m.Core != nil && m.Core.SignalName != "" {
 		fmt.Fprintf(&b, "; signal %s", clean(m.Core.SignalName, 32))
 	}
+	if p := m.Pod; p != nil && (p.Termination != nil || p.RestartCount != nil) {
+		// "exit 139 SIGSEGV after 2 restarts": how the crashed instance
+		// ended, and which instance it was.
+		b.WriteString(";")
+		if t := p.Termination; t != nil {
+			fmt.Fprintf(&b, " exit %d", t.ExitCode)
+			if t.SignalName != "" {
+				fmt.Fprintf(&b, " %s", clean(t.SignalName, 32))
+			}
+		}
+		if rc := p.RestartCount; rc != nil {
+			switch *rc {
+			case 0:
+				b.WriteString(" before any restart")
+			case 1:
+				b.WriteString(" after 1 restart")
+			default:
+				fmt.Fprintf(&b, " after %d restarts", *rc)
+			}
+		}
+	}
 	return truncate(b.String(), maxNote)
 }
 

@@ -162,6 +162,18 @@ func TestNote(t *testing.T) {
 			m.CrashReport.ExceptionType = "Evil\nInjected\x1b[31m" + strings.Repeat("X", 5000)
 			return m
 		}, []string{"exception Evil Injected"}, []string{"\n", "\x1b"}},
+		{"crashed instance's exit and restarts", func() *manifest.Manifest {
+			m := uploaded("shop", "api")
+			m.Pod.RestartCount = manifest.Restarts(2)
+			m.Pod.Termination = &manifest.Termination{ExitCode: 139, Signal: 11, SignalName: "SIGSEGV"}
+			return m
+		}, []string{"; exit 139 SIGSEGV after 2 restarts"}, nil},
+		{"first instance, exit not reported", func() *manifest.Manifest {
+			m := uploaded("shop", "api")
+			m.Pod.RestartCount = manifest.Restarts(0)
+			return m
+		}, []string{"; before any restart"}, []string{"exit"}},
+		{"instance unknown", func() *manifest.Manifest { return uploaded("shop", "api") }, nil, []string{"restart", "exit"}},
 		{"incomplete, no URL", func() *manifest.Manifest {
 			m := uploaded("shop", "api")
 			m.Object.URL, m.Incomplete = "", true

@@ -42,6 +42,12 @@ type Options struct {
 	CreationSlack time.Duration
 	// Now is the clock (tests).
 	Now func() time.Time
+	// TerminationWait bounds how long a writer-pid answer waits for the
+	// kubelet to report how the writer's container instance ended
+	// (default 10s; negative: do not wait). The container of a crashed
+	// PID 1 exits right after its dump is written, and the kubelet reports
+	// that within a second or two.
+	TerminationWait time.Duration
 	// NamespaceLabels, when set (API-server pod source), gives the labels of
 	// an attributed dump's namespace: namespace-wide collection defaults and
 	// routing by namespace selector.
@@ -69,6 +75,9 @@ func New(l Lister, opts Options, log *slog.Logger) *Resolver {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.TerminationWait == 0 {
+		opts.TerminationWait = 10 * time.Second
 	}
 	return &Resolver{pods: l, opts: opts, log: log}
 }
@@ -232,7 +241,11 @@ func (s *resolution) block(p *pods.Pod, ns, name string) *manifest.Pod {
 	}
 	mp := podBlock(p)
 	if c, ok := onlyContainer(p); ok {
-		mp.Container, mp.Image, mp.ImageID, mp.RestartCount = c.Name, c.Image, c.ImageID, c.RestartCount
+		// The path or host name names the pod and so its only container,
+		// but not the instance that crashed: no restart count, no
+		// termination (the latest would be another instance's).
+		mp.Container, mp.Image, mp.ImageID = c.Name, c.Image, c.ImageID
+		s.note("container instance not determined: only writer evidence names it")
 	} else {
 		s.note("container not determined: pod has %d containers", len(p.Containers))
 	}

@@ -2,6 +2,7 @@ package identify_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -151,7 +152,7 @@ func newResolver(t *testing.T, src pods.Source) (*identify.Resolver, *pods.Cache
 	t.Helper()
 	c := pods.NewCache(src, pods.CacheOptions{MinInterval: 20 * time.Millisecond}, discard(), prometheus.NewRegistry())
 	t.Cleanup(c.Close)
-	return identify.New(c, identify.Options{Timeout: 10 * time.Second}, discard()), c
+	return identify.New(c, identify.Options{Timeout: 10 * time.Second, TerminationWait: -1}, discard()), c
 }
 
 // want describes an expected attribution.
@@ -162,7 +163,8 @@ type want struct {
 	container  string
 	cid        string // full container ID
 	image      string
-	restarts   int32
+	restarts   string // the crashed instance's count; "" when it is unknown (absent)
+	exit       string // "exitCode/signal" of the instance's termination; "" when absent
 	owner      string // "Kind/name"
 	label      string // "key=value" that must be among the labels
 	candidates []string
@@ -189,8 +191,19 @@ func check(t *testing.T, got collector.Attribution, w want) {
 		if w.image != "" && (p.Image != w.image || !strings.Contains(p.ImageID, "@sha256:")) {
 			t.Errorf("image %q %q, want %q and a digest", p.Image, p.ImageID, w.image)
 		}
-		if p.RestartCount != w.restarts {
-			t.Errorf("restartCount %d, want %d", p.RestartCount, w.restarts)
+		rc := ""
+		if p.RestartCount != nil {
+			rc = fmt.Sprint(*p.RestartCount)
+		}
+		if rc != w.restarts {
+			t.Errorf("restartCount %q, want %q", rc, w.restarts)
+		}
+		exit := ""
+		if p.Termination != nil {
+			exit = fmt.Sprintf("%d/%s", p.Termination.ExitCode, p.Termination.SignalName)
+		}
+		if exit != w.exit {
+			t.Errorf("termination %q, want %q", exit, w.exit)
 		}
 		if w.owner != "" && p.OwnerKind+"/"+p.OwnerName != w.owner {
 			t.Errorf("owner %s/%s, want %s", p.OwnerKind, p.OwnerName, w.owner)
@@ -227,36 +240,36 @@ func TestResolve(t *testing.T) {
 				return []collector.Writer{writer(t, 4242, cgContainerdSystemdV2(shopUID, shopRun), true)}
 			},
 			want: want{method: "writer-pid", ns: "shop", pod: api, uid: shopUID, container: "api", cid: "containerd://" + shopRun,
-				image: "registry.example.com/shop/api:1.4.2", restarts: 1, owner: "Deployment/api", label: "app=api"}},
+				image: "registry.example.com/shop/api:1.4.2", restarts: "1", owner: "Deployment/api", label: "app=api"}},
 		{name: "writer-pid crashed instance in lastState", path: "coredump.1.dmp",
 			writers: func(t *testing.T) []collector.Writer {
 				return []collector.Writer{writer(t, 4242, cgContainerdCgroupfsHybrid(shopUID, shopCrashed), true)}
 			},
-			want: want{method: "writer-pid", ns: "shop", pod: api, uid: shopUID, container: "api", cid: "containerd://" + shopCrashed,
-				image: "registry.example.com/shop/api:1.4.2", restarts: 1, owner: "Deployment/api"}},
+			want: want{method: "writer-pid", ns: "shop", pod: api, uid: shopUID, container: "api", cid: "containerd://" + shopCrashed, restarts: "0", exit: "139/SIGSEGV",
+				image: "registry.example.com/shop/api:1.4.2", owner: "Deployment/api"}},
 		{name: "writer-pid CRI-O systemd cgroup v1, same pod name in another namespace", path: "coredump.1.dmp",
 			writers: func(t *testing.T) []collector.Writer {
 				return []collector.Writer{writer(t, 5151, cgCRIOSystemdV1(billingUID, billingRun), true)}
 			},
-			want: want{method: "writer-pid", ns: "billing", pod: api, uid: billingUID, container: "api", cid: "cri-o://" + billingRun,
+			want: want{method: "writer-pid", restarts: "0", ns: "billing", pod: api, uid: billingUID, container: "api", cid: "cri-o://" + billingRun,
 				image: "registry.example.com/billing/api:2.0.0", owner: "Deployment/api"}},
 		{name: "writer-pid Docker cgroupfs v1, multi-container pod", path: "core.17",
 			writers: func(t *testing.T) []collector.Writer {
 				return []collector.Writer{writer(t, 777, cgDockerCgroupfsV1(workerUID, workerRun), true)}
 			},
-			want: want{method: "writer-pid", ns: "shop", pod: "worker-0", uid: workerUID, container: "worker", cid: "docker://" + workerRun,
+			want: want{method: "writer-pid", restarts: "0", ns: "shop", pod: "worker-0", uid: workerUID, container: "worker", cid: "docker://" + workerRun,
 				image: "registry.example.com/shop/worker:9", owner: "StatefulSet/worker"}},
 		{name: "writer-pid init container", path: "core.3",
 			writers: func(t *testing.T) []collector.Writer {
 				return []collector.Writer{writer(t, 778, cgDockerCgroupfsV1(workerUID, migrateDone), true)}
 			},
-			want: want{method: "writer-pid", ns: "shop", pod: "worker-0", uid: workerUID, container: "migrate", cid: "docker://" + migrateDone,
+			want: want{method: "writer-pid", restarts: "0", exit: "0/", ns: "shop", pod: "worker-0", uid: workerUID, container: "migrate", cid: "docker://" + migrateDone,
 				image: "registry.example.com/shop/migrate:3", owner: "StatefulSet/worker"}},
 		{name: "writer-pid static pod by container ID", path: "core.1",
 			writers: func(t *testing.T) []collector.Writer {
 				return []collector.Writer{writer(t, 99, cgStaticPod(etcdHash, etcdRun), true)}
 			},
-			want: want{method: "writer-pid", ns: "kube-system", pod: "etcd-" + node, uid: etcdHash, container: "etcd", cid: "containerd://" + etcdRun,
+			want: want{method: "writer-pid", restarts: "0", ns: "kube-system", pod: "etcd-" + node, uid: etcdHash, container: "etcd", cid: "containerd://" + etcdRun,
 				image: "registry.k8s.io/etcd:3.5.21-0", owner: "Node/" + node}},
 		{name: "writer-pid static pod by config hash", path: "core.2",
 			writers: func(t *testing.T) []collector.Writer {
@@ -270,7 +283,7 @@ func TestResolve(t *testing.T) {
 			writers: func(t *testing.T) []collector.Writer {
 				return []collector.Writer{writer(t, 5151, cgCRIOSystemdV1(billingUID, billingRun), true)}
 			},
-			want: want{method: "writer-pid", ns: "billing", pod: api, uid: billingUID, container: "api", cid: "cri-o://" + billingRun,
+			want: want{method: "writer-pid", restarts: "0", ns: "billing", pod: api, uid: billingUID, container: "api", cid: "cri-o://" + billingRun,
 				image: "registry.example.com/billing/api:2.0.0", owner: "Deployment/api", reason: "does not match the writer's pod billing/" + api}},
 		{name: "writers in two pods are ambiguous", path: "shared/coredump.1.dmp",
 			writers: func(t *testing.T) []collector.Writer {
@@ -297,11 +310,11 @@ func TestResolve(t *testing.T) {
 			},
 			want: want{method: "none", candidates: []string{"shop/" + api}, reason: "not trusted"}},
 		{name: "path namespace and pod", path: "shop/" + api + "/coredump.1.dmp",
-			want: want{method: "path", ns: "shop", pod: api, uid: shopUID, container: "api", image: "registry.example.com/shop/api:1.4.2", restarts: 1, owner: "Deployment/api"}},
+			want: want{method: "path", ns: "shop", pod: api, uid: shopUID, container: "api", image: "registry.example.com/shop/api:1.4.2", owner: "Deployment/api", reason: "container instance not determined"}},
 		{name: "path same pod name, other namespace", path: "billing/" + api + "/coredump.1.dmp",
 			want: want{method: "path", ns: "billing", pod: api, uid: billingUID, container: "api", image: "registry.example.com/billing/api:2.0.0", owner: "Deployment/api"}},
 		{name: "path below the pod directory", path: "shop/" + api + "/dotnet/coredump.1.dmp",
-			want: want{method: "path", ns: "shop", pod: api, uid: shopUID, container: "api", image: "registry.example.com/shop/api:1.4.2", restarts: 1, owner: "Deployment/api"}},
+			want: want{method: "path", ns: "shop", pod: api, uid: shopUID, container: "api", image: "registry.example.com/shop/api:1.4.2", owner: "Deployment/api", reason: "container instance not determined"}},
 		{name: "path pod uid, several containers", path: workerUID + "/core.17",
 			want: want{method: "path", ns: "shop", pod: "worker-0", uid: workerUID, owner: "StatefulSet/worker", reason: "container not determined"}},
 		{name: "path namespace only", path: "web/core.17",
@@ -374,7 +387,7 @@ func TestResolvePodDeletedBeforeSettle(t *testing.T) {
 				t.Fatal("the served list still has the deleted pod")
 			}
 			check(t, got, want{method: "writer-pid", ns: "shop", pod: "api-7d9f8c6b5-x2k4p", uid: shopUID, container: "api",
-				cid: "containerd://" + shopCrashed, image: "registry.example.com/shop/api:1.4.2", restarts: 1, owner: "Deployment/api"})
+				cid: "containerd://" + shopCrashed, image: "registry.example.com/shop/api:1.4.2", restarts: "0", exit: "139/SIGSEGV", owner: "Deployment/api"})
 		})
 	}
 }
@@ -397,7 +410,7 @@ func TestResolveUnknownContainerRefreshesOnce(t *testing.T) {
 	if n := srv.Requests() - before; n != 1 {
 		t.Errorf("%d lists, want exactly one on-demand refresh", n)
 	}
-	check(t, got, want{method: "writer-pid", ns: "web", pod: "web", uid: webUID, container: "web", cid: "containerd://" + newID, image: "nginx:1.27", restarts: 1})
+	check(t, got, want{method: "writer-pid", ns: "web", pod: "web", uid: webUID, container: "web", cid: "containerd://" + newID, image: "nginx:1.27", restarts: "1"})
 
 	// Still unknown after the refresh: not attributed, and said why.
 	got = r.Resolve(context.Background(), collector.Evidence{Path: "core.1", ClaimedAt: claimed,
@@ -537,4 +550,89 @@ func TestResolvePolicyInputs(t *testing.T) {
 	if got.NamespaceLabels["tenant"] != "b" || len(asked) != 1 || asked[0] != "shop" {
 		t.Errorf("namespace labels %v (asked %v)", got.NamespaceLabels, asked)
 	}
+}
+
+// A crash-looping container, list by list as a kubelet reports it: each
+// dump gets the restart count of the instance that wrote it and that
+// instance's exit, never the container's latest state. Earlier lists are
+// remembered: an instance two restarts back keeps its count.
+func TestResolveCrashLoopInstances(t *testing.T) {
+	a, b, c := podstest.Hex64("loop instance a"), podstest.Hex64("loop instance b"), podstest.Hex64("loop instance c")
+	loop := func(cs podstest.Container) podstest.Pod {
+		cs.Name, cs.Image = "app", "registry.example.com/loop:1"
+		return podstest.Pod{Namespace: "loop", Name: "boom-5f7c9-abcde", UID: webUID, Node: node, Containers: []podstest.Container{cs}}
+	}
+	src, srv := startSource(t, "kubelet", loop(podstest.Container{ID: "containerd://" + a}))
+	cache := pods.NewCache(src, pods.CacheOptions{MinInterval: 20 * time.Millisecond}, discard(), prometheus.NewRegistry())
+	t.Cleanup(cache.Close)
+	short := identify.New(cache, identify.Options{Timeout: 10 * time.Second, TerminationWait: 300 * time.Millisecond}, discard())
+	resolve := func(r *identify.Resolver, id string) collector.Attribution {
+		return r.Resolve(context.Background(), collector.Evidence{Path: "coredump.1.dmp", ClaimedAt: time.Now(),
+			Writers: []collector.Writer{writer(t, 4242, cgContainerdSystemdV2(webUID, id), true)}})
+	}
+	inst := func(id, restarts, exit string) want {
+		return want{method: "writer-pid", ns: "loop", pod: "boom-5f7c9-abcde", uid: webUID, container: "app",
+			cid: "containerd://" + id, restarts: restarts, exit: exit}
+	}
+	steps := []struct {
+		name  string
+		state podstest.Container
+		check map[string]want // instance -> expected
+	}{
+		{"first instance running", podstest.Container{ID: "containerd://" + a},
+			map[string]want{a: func() want { w := inst(a, "0", ""); w.reason = "no termination reported within"; return w }()}},
+		{"first instance exited, back-off", podstest.Container{ID: "containerd://" + a, Exited: true, BackOff: true, ExitCode: 134},
+			map[string]want{a: inst(a, "0", "134/SIGABRT")}},
+		{"second instance running", podstest.Container{ID: "containerd://" + b, LastID: "containerd://" + a, LastExitCode: 134, RestartCount: 1},
+			map[string]want{a: inst(a, "0", "134/SIGABRT"), b: inst(b, "1", "")}},
+		{"second instance exited", podstest.Container{ID: "containerd://" + b, LastID: "containerd://" + a, LastExitCode: 134, RestartCount: 1, Exited: true, ExitCode: 139},
+			map[string]want{b: inst(b, "1", "139/SIGSEGV")}},
+		{"third instance running", podstest.Container{ID: "containerd://" + c, LastID: "containerd://" + b, LastExitCode: 139, RestartCount: 2},
+			map[string]want{a: inst(a, "0", "134/SIGABRT"), b: inst(b, "1", "139/SIGSEGV"), c: inst(c, "2", "")}},
+	}
+	for _, st := range steps {
+		srv.SetPods(loop(st.state))
+		for _, id := range []string{a, b, c} {
+			w, ok := st.check[id]
+			if !ok {
+				continue
+			}
+			t.Run(st.name+"/"+id[:6], func(t *testing.T) { check(t, resolve(short, id), w) })
+		}
+	}
+
+	// A fresh agent never saw the first instance: its count is unknown,
+	// not the latest one.
+	fresh := pods.NewCache(src, pods.CacheOptions{MinInterval: 20 * time.Millisecond}, discard(), prometheus.NewRegistry())
+	t.Cleanup(fresh.Close)
+	r := identify.New(fresh, identify.Options{Timeout: 10 * time.Second, TerminationWait: -1}, discard())
+	check(t, resolve(r, a), want{method: "writer-pid", ns: "loop", pod: "boom-5f7c9-abcde", uid: webUID, container: "app",
+		image: "", reason: "instance not determined"})
+
+	// The resolver waits for the kubelet to report the exit.
+	long := identify.New(cache, identify.Options{Timeout: 20 * time.Second, TerminationWait: 15 * time.Second}, discard())
+	done := make(chan collector.Attribution, 1)
+	before := srv.Requests()
+	go func() { done <- resolve(long, c) }()
+	if err := pollUntil(10*time.Second, func() bool { return srv.Requests() >= before+2 }); err != nil {
+		t.Fatalf("the resolver did not look again for the termination: %v", err)
+	}
+	srv.SetPods(loop(podstest.Container{ID: "containerd://" + c, LastID: "containerd://" + b, RestartCount: 2, Exited: true, ExitCode: 139}))
+	select {
+	case got := <-done:
+		check(t, got, inst(c, "2", "139/SIGSEGV"))
+	case <-time.After(15 * time.Second):
+		t.Fatal("Resolve did not return after the termination was reported")
+	}
+}
+
+func pollUntil(d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }

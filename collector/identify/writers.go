@@ -156,11 +156,14 @@ func (s *resolution) writers(ctx context.Context) writerResult {
 		s.note("writer-pid: writers in several containers of the pod; container not determined")
 	case c != nil:
 		mp.Container, mp.ContainerID = c.Name, cid.Full
-		mp.Image, mp.ImageID, mp.RestartCount = c.Image, c.ImageID, c.RestartCount
+		mp.Image, mp.ImageID = c.Image, c.ImageID
+		s.instance(ctx, mp, cid)
 	default:
 		if only, ok := onlyContainer(m.pod); ok {
-			mp.Container, mp.Image, mp.ImageID, mp.RestartCount = only.Name, only.Image, only.ImageID, only.RestartCount
-			s.note("writer-pid: container instance %s not in the pod's status; the pod has one container", short(m.id.containerID))
+			// The container, but not which of its instances: its latest
+			// restart count would be another instance's.
+			mp.Container, mp.Image, mp.ImageID = only.Name, only.Image, only.ImageID
+			s.note("writer-pid: container instance %s not in the pod's status; the pod has one container; instance not determined", short(m.id.containerID))
 		} else {
 			s.note("writer-pid: container instance %s not in the pod's status; container not determined", short(m.id.containerID))
 		}

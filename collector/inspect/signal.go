@@ -106,3 +106,7 @@ func linuxSignal(sig int) string {
 	}
 	return ""
 }
+
+// SignalName names a signal number of this node's kernel (the generic
+// Linux numbering: a container's exit code 139 is 128+11, "SIGSEGV").
+func SignalName(sig int) string { return signalName(sig, elf.EM_NONE) }

@@ -81,6 +81,44 @@ type ContainerID struct {
 	ID       string // bare lowercase ID, as in the writer's cgroup
 	Full     string // as in the status: "containerd://<id>"
 	LastSeen time.Time
+	// RestartCount is the container's restart count while this instance
+	// ran (0 for the first instance), valid when RestartKnown: a status
+	// names at most two instances, the latest (status.restartCount) and the
+	// one before it in lastState.terminated (one less). An instance seen
+	// only as an earlier list's memory keeps what that list said.
+	RestartCount int32
+	RestartKnown bool
+	// StartedAt is when the instance started, when a status said so.
+	StartedAt time.Time
+	// Termination is how the instance ended, nil while it runs or until
+	// the kubelet reports it.
+	Termination *Termination
+}
+
+// Termination is how one container instance ended, as its status's
+// terminated state says.
+type Termination struct {
+	ExitCode int32
+	// Signal is the status's signal, else the one a shell-style exit code
+	// above 128 stands for (containerd reports 139, not signal 11); 0 when
+	// neither names one.
+	Signal     int32
+	Reason     string
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// terminationOf is the Termination of a terminated state, nil otherwise.
+func terminationOf(t *corev1.ContainerStateTerminated) *Termination {
+	if t == nil {
+		return nil
+	}
+	sig := t.Signal
+	if sig == 0 && t.ExitCode > 128 && t.ExitCode < 128+65 {
+		sig = t.ExitCode - 128
+	}
+	return &Termination{ExitCode: t.ExitCode, Signal: sig, Reason: t.Reason,
+		StartedAt: t.StartedAt.Time.UTC(), FinishedAt: t.FinishedAt.Time.UTC()}
 }
 
 // Listed reports whether the pod was in the latest list.
@@ -167,9 +205,7 @@ func FromCore(p *corev1.Pod, now time.Time) *Pod {
 				c.Image = s.Image
 			}
 			c.ImageID, c.RestartCount = s.ImageID, s.RestartCount
-			for _, full := range []string{s.ContainerID, terminatedID(s.State), terminatedID(s.LastTerminationState)} {
-				c.addID(full, now)
-			}
+			c.addStatus(s, now)
 		}
 	}
 	status(p.Status.InitContainerStatuses, KindInit)
@@ -178,28 +214,81 @@ func FromCore(p *corev1.Pod, now time.Time) *Pod {
 	return out
 }
 
-func terminatedID(s corev1.ContainerState) string {
-	if s.Terminated == nil {
-		return ""
+// addStatus records the instances a container status names, each with
+// the restart count it ran under and how it ended:
+//   - status.containerID is the latest instance, and restartCount is its
+//     count, whether it runs, has terminated, or waits in a crash-loop
+//     back-off (the kubelet then copies its terminated state into
+//     lastState and keeps its ID);
+//   - lastState.terminated.containerID, when it is another instance, is the
+//     one before it: one restart less.
+func (c *Container) addStatus(s *corev1.ContainerStatus, seen time.Time) {
+	_, cur, _ := SplitContainerID(s.ContainerID)
+	if cur != "" {
+		inst := ContainerID{ID: cur, Full: s.ContainerID, LastSeen: seen, RestartCount: s.RestartCount, RestartKnown: true}
+		switch {
+		case s.State.Running != nil:
+			inst.StartedAt = s.State.Running.StartedAt.Time.UTC()
+		case s.State.Terminated != nil:
+			inst.StartedAt = s.State.Terminated.StartedAt.Time.UTC()
+			inst.Termination = terminationOf(s.State.Terminated)
+		}
+		if lt := s.LastTerminationState.Terminated; inst.Termination == nil && lt != nil && sameID(lt.ContainerID, cur) {
+			inst.StartedAt = lt.StartedAt.Time.UTC()
+			inst.Termination = terminationOf(lt)
+		}
+		c.addID(inst)
 	}
-	return s.Terminated.ContainerID
+	for _, t := range []*corev1.ContainerStateTerminated{s.State.Terminated, s.LastTerminationState.Terminated} {
+		if t == nil {
+			continue
+		}
+		_, id, ok := SplitContainerID(t.ContainerID)
+		if !ok || id == cur {
+			continue
+		}
+		inst := ContainerID{ID: id, Full: t.ContainerID, LastSeen: seen,
+			StartedAt: t.StartedAt.Time.UTC(), Termination: terminationOf(t)}
+		if cur != "" && t == s.LastTerminationState.Terminated && s.RestartCount > 0 {
+			inst.RestartCount, inst.RestartKnown = s.RestartCount-1, true
+		}
+		c.addID(inst)
+	}
 }
 
-// addID records a container instance, once.
-func (c *Container) addID(full string, seen time.Time) {
+func sameID(full, bare string) bool {
 	_, id, ok := SplitContainerID(full)
-	if !ok {
-		return
-	}
+	return ok && id == bare
+}
+
+// addID records a container instance once, completing what is already
+// known of it: a count or termination once learned is kept.
+func (c *Container) addID(inst ContainerID) {
 	for i := range c.IDs {
-		if c.IDs[i].ID == id {
-			if seen.After(c.IDs[i].LastSeen) {
-				c.IDs[i].LastSeen = seen
-			}
+		if c.IDs[i].ID == inst.ID {
+			c.IDs[i].Complete(inst)
 			return
 		}
 	}
-	c.IDs = append(c.IDs, ContainerID{ID: id, Full: full, LastSeen: seen})
+	c.IDs = append(c.IDs, inst)
+}
+
+// Complete folds what other knows of the same instance into id: the later
+// sighting, and facts id lacks.
+func (id *ContainerID) Complete(other ContainerID) {
+	if other.LastSeen.After(id.LastSeen) {
+		id.LastSeen = other.LastSeen
+	}
+	if !id.RestartKnown && other.RestartKnown {
+		id.RestartCount, id.RestartKnown = other.RestartCount, true
+	}
+	if id.StartedAt.IsZero() {
+		id.StartedAt = other.StartedAt
+	}
+	if id.Termination == nil && other.Termination != nil {
+		t := *other.Termination
+		id.Termination = &t
+	}
 }
 
 // Hostname is what the pod's processes see as their host name, and so
@@ -285,16 +374,9 @@ func (p *Pod) merge(old *Pod, cutoff time.Time) {
 			c = &p.Containers[len(p.Containers)-1]
 		}
 		for _, id := range recent {
-			found := false
-			for _, nid := range c.IDs {
-				if nid.ID == id.ID {
-					found = true
-					break
-				}
-			}
-			if !found {
-				c.IDs = append(c.IDs, id)
-			}
+			// The new list's view wins; what only the old one knew (the
+			// count of an instance two restarts back) is kept.
+			c.addID(id)
 		}
 	}
 }

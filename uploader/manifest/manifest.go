@@ -95,8 +95,50 @@ type Pod struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	OwnerKind    string            `json:"ownerKind,omitempty"`
 	OwnerName    string            `json:"ownerName,omitempty"`
-	RestartCount int32             `json:"restartCount"`
+	// RestartCount is the container's restart count while the crashed
+	// instance ran (0: the first instance), nil when the instance is not
+	// known: a path or host name names a pod, not an instance, and the
+	// container's latest count would be another instance's.
+	RestartCount *int32 `json:"restartCount,omitempty"`
+	// Termination is how the crashed instance ended, once the kubelet
+	// reported it (nil: still running, not reported in time, or instance
+	// unknown).
+	Termination *Termination `json:"termination,omitempty"`
 }
+
+// Termination is how a container instance ended, from its status's
+// terminated state.
+type Termination struct {
+	ExitCode int32 `json:"exitCode"`
+	// Signal is the status's signal, else the one an exit code above 128
+	// stands for (134: 6, SIGABRT); 0 when neither names one.
+	Signal     int32     `json:"signal,omitempty"`
+	SignalName string    `json:"signalName,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+}
+
+// ExitSummary says how an instance ended, for people: "exit 139 SIGSEGV
+// (Error) at 2026-12-02T16:38:13Z".
+func ExitSummary(t *Termination) string {
+	s := fmt.Sprintf("exit %d", t.ExitCode)
+	if t.SignalName != "" {
+		s += " " + t.SignalName
+	} else if t.Signal != 0 {
+		s += fmt.Sprintf(" signal %d", t.Signal)
+	}
+	if t.Reason != "" {
+		s += " (" + t.Reason + ")"
+	}
+	if !t.FinishedAt.IsZero() {
+		s += " at " + t.FinishedAt.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// Restarts returns a pointer to n, for RestartCount.
+func Restarts(n int32) *int32 { return &n }
 
 // Process is the process that wrote the dump, when it was seen.
 type Process struct {

@@ -27,6 +27,13 @@ type Container struct {
 	// lastState.terminated); "" if the container never restarted.
 	LastID       string
 	RestartCount int32
+	// Exited: instance ID has ended with ExitCode (state terminated). With
+	// BackOff too the kubelet waits to restart it, as in a crash loop: state
+	// waiting, lastState the exit, containerID still ID.
+	Exited, BackOff bool
+	ExitCode        int32
+	// LastExitCode is how LastID ended (default 139).
+	LastExitCode int32
 }
 
 // Pod describes a pod as a kubelet would report it.
@@ -150,6 +157,15 @@ func (p Pod) Core() corev1.Pod {
 		switch {
 		case c.ID == "":
 			s.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container=" + c.Name}
+		case c.Exited:
+			t := &corev1.ContainerStateTerminated{ExitCode: c.ExitCode, Reason: "Error", ContainerID: c.ID,
+				StartedAt: metav1.NewTime(started.Add(time.Minute)), FinishedAt: metav1.NewTime(started.Add(2 * time.Minute))}
+			if c.BackOff {
+				s.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 10s restarting failed container=" + c.Name}
+				s.LastTerminationState.Terminated = t
+			} else {
+				s.State.Terminated = t
+			}
 		case init:
 			s.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", ContainerID: c.ID,
 				StartedAt: started, FinishedAt: metav1.NewTime(started.Add(time.Second))}
@@ -157,8 +173,12 @@ func (p Pod) Core() corev1.Pod {
 			s.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started.Add(time.Minute))}
 		}
 		if c.LastID != "" {
+			code := c.LastExitCode
+			if code == 0 {
+				code = 139
+			}
 			s.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{
-				ExitCode: 139, Signal: 0, Reason: "Error", ContainerID: c.LastID,
+				ExitCode: code, Signal: 0, Reason: "Error", ContainerID: c.LastID,
 				StartedAt: started, FinishedAt: metav1.NewTime(started.Add(50 * time.Second)),
 			}
 		}
