@@ -85,16 +85,16 @@ type Object struct {
 
 // Pod is the Kubernetes identity of the process that wrote the dump.
 type Pod struct {
-	Namespace    string            `json:"namespace"`
-	Name         string            `json:"name"`
-	UID          string            `json:"uid,omitempty"`
-	Container    string            `json:"container,omitempty"`
-	ContainerID  string            `json:"containerID,omitempty"`
-	Image        string            `json:"image,omitempty"`
-	ImageID      string            `json:"imageID,omitempty"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	OwnerKind    string            `json:"ownerKind,omitempty"`
-	OwnerName    string            `json:"ownerName,omitempty"`
+	Namespace   string            `json:"namespace"`
+	Name        string            `json:"name"`
+	UID         string            `json:"uid,omitempty"`
+	Container   string            `json:"container,omitempty"`
+	ContainerID string            `json:"containerID,omitempty"`
+	Image       string            `json:"image,omitempty"`
+	ImageID     string            `json:"imageID,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	OwnerKind   string            `json:"ownerKind,omitempty"`
+	OwnerName   string            `json:"ownerName,omitempty"`
 	// RestartCount is the container's restart count while the crashed
 	// instance ran (0: the first instance), nil when the instance is not
 	// known: a path or host name names a pod, not an instance, and the
