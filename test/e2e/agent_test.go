@@ -75,7 +75,15 @@ type manifest struct {
 		Container    string `json:"container"`
 		ContainerID  string `json:"containerID"`
 		Image        string `json:"image"`
-		RestartCount int32  `json:"restartCount"`
+		RestartCount *int32 `json:"restartCount"` // nil: the instance is not known
+		Termination  *struct {
+			ExitCode   int32     `json:"exitCode"`
+			Signal     int32     `json:"signal"`
+			SignalName string    `json:"signalName"`
+			Reason     string    `json:"reason"`
+			StartedAt  time.Time `json:"startedAt"`
+			FinishedAt time.Time `json:"finishedAt"`
+		} `json:"termination"`
 	} `json:"pod"`
 	Process *struct {
 		HostPID int    `json:"hostPID"`
@@ -105,13 +113,24 @@ func (m *manifest) podName() string {
 	return m.Pod.Namespace + "/" + m.Pod.Name
 }
 
+// restarts is the crashed instance's restart count, "unknown" when absent.
+func (m *manifest) restarts() string {
+	if m.Pod == nil || m.Pod.RestartCount == nil {
+		return "unknown"
+	}
+	return fmt.Sprint(*m.Pod.RestartCount)
+}
+
 func (m *manifest) String() string {
 	s := fmt.Sprintf("%s: file %s (%d bytes) pod %s method %s", m.manifestKey, m.File.Path, m.File.Size, m.podName(), m.Correlation.Method)
 	if m.Correlation.Reason != "" {
 		s += " (" + m.Correlation.Reason + ")"
 	}
 	if m.Pod != nil {
-		s += fmt.Sprintf(" container %s restartCount %d", m.Pod.Container, m.Pod.RestartCount)
+		s += " container " + m.Pod.Container + " restartCount " + m.restarts()
+		if t := m.Pod.Termination; t != nil {
+			s += fmt.Sprintf(" exit %d %s", t.ExitCode, t.SignalName)
+		}
 	}
 	if m.CrashReport != nil {
 		s += " exception " + m.CrashReport.ExceptionType
@@ -645,6 +664,25 @@ func keysOf[K cmp.Ordered, V any](m map[K]V) []K {
 	ks := slices.Collect(maps.Keys(m))
 	slices.Sort(ks)
 	return ks
+}
+
+// describe runs the retrieval CLI (the agent's own binary, E2E_AGENT_BINARY)
+// on the host against the scenarios' MinIO: `crashdump describe KEY`.
+func (f *agentFixture) describe(t *testing.T, m *manifest) string {
+	t.Helper()
+	bin := os.Getenv("E2E_AGENT_BINARY")
+	if bin == "" {
+		t.Fatal("E2E_AGENT_BINARY unset: the agent scenarios need the crashdump binary")
+	}
+	ctx := ctxFor(t, time.Minute)
+	cmd := exec.CommandContext(ctx, bin, "describe", m.Object.Key, "--store", "s3://"+env.S3Bucket, "--s3-endpoint", env.S3Endpoint, "--s3-region", env.S3Region)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+env.S3AccessKey, "AWS_SECRET_ACCESS_KEY="+env.S3SecretKey,
+		"AWS_EC2_METADATA_DISABLED=true", "NO_COLOR=1", "KUBECONFIG=/nonexistent")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("crashdump describe %s: %v\n%s", m.Object.Key, err, out)
+	}
+	return string(out)
 }
 
 // verifyObject downloads the dump a manifest describes, decompresses it and

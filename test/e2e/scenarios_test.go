@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -231,10 +232,28 @@ func testSeed(t *testing.T, f *agentFixture) {
 		if m.Core == nil || m.Core.PID != 1 || m.Core.Signal != 6 {
 			t.Errorf("%s: core %+v, want pid 1 (%%p) and signal 6 (SIGABRT)", m.manifestKey, m.Core)
 		}
-		if prev, dup := restarts[m.Pod.RestartCount]; dup {
-			t.Errorf("restartCount %d twice: %s and %s (a dump uploaded twice, or a wrong restart count)", m.Pod.RestartCount, prev, m.manifestKey)
+		if m.Pod.RestartCount == nil {
+			t.Errorf("%s: no restartCount: the crashed instance is named by its writer's cgroup", m.manifestKey)
+			continue
 		}
-		restarts[m.Pod.RestartCount] = m.manifestKey
+		rc := *m.Pod.RestartCount
+		if prev, dup := restarts[rc]; dup {
+			t.Errorf("restartCount %d twice: %s and %s (a dump uploaded twice, or a wrong restart count)", rc, prev, m.manifestKey)
+		}
+		restarts[rc] = m.manifestKey
+		// The crashed instance's own end: the emulator aborts like glibc,
+		// and as a container's PID 1 it ignores SIGABRT and faults (139);
+		// 134 where the abort itself kills it.
+		if term := m.Pod.Termination; term == nil {
+			t.Errorf("%s: no pod.termination: the kubelet reports the crashed instance's exit within seconds", m.manifestKey)
+		} else if !(term.ExitCode == 139 && term.SignalName == "SIGSEGV" || term.ExitCode == 134 && term.SignalName == "SIGABRT") ||
+			term.FinishedAt.IsZero() || term.FinishedAt.Before(term.StartedAt) {
+			t.Errorf("%s: termination %+v, want exit 139 SIGSEGV or 134 SIGABRT with its start and finish", m.manifestKey, *term)
+		} else if term.FinishedAt.Before(m.CollectedAt.Add(-2*time.Second)) || term.FinishedAt.After(m.CollectedAt.Add(time.Minute)) {
+			// The instance ends after its dump was claimed (mid-write): a
+			// finish long before or after is another instance's.
+			t.Errorf("%s: termination finished %s, collected %s: another instance's", m.manifestKey, term.FinishedAt, m.CollectedAt)
+		}
 		if m.Pod.ContainerID == "" || cids[m.Pod.ContainerID] {
 			t.Errorf("%s: containerID %q empty or shared with another dump", m.manifestKey, m.Pod.ContainerID)
 		}
@@ -245,12 +264,24 @@ func testSeed(t *testing.T, f *agentFixture) {
 			t.Errorf("no dump with restartCount %d; have %v", rc, keysOf(restarts))
 		}
 	}
+	// What the SRE sees: `crashdump describe` of each dump names its
+	// instance's restart count and exit.
+	for _, m := range got {
+		out := f.describe(t, m)
+		t.Logf("crashdump describe %s:\n%s", m.Object.Key, out)
+		if m.Pod.RestartCount != nil && !regexp.MustCompile(fmt.Sprintf(`Restarts:\s+%d \(the crashed instance's\)`, *m.Pod.RestartCount)).MatchString(out) {
+			t.Errorf("describe %s does not show restart count %d:\n%s", m.Object.Key, *m.Pod.RestartCount, out)
+		}
+		if term := m.Pod.Termination; term != nil && !strings.Contains(out, fmt.Sprintf("exit %d %s", term.ExitCode, term.SignalName)) {
+			t.Errorf("describe %s does not show exit %d %s:\n%s", m.Object.Key, term.ExitCode, term.SignalName, out)
+		}
+	}
 	if head := f.verifyObject(t, got[0]); !bytes.HasPrefix(head, []byte("\x7fELF")) {
 		t.Errorf("%s: not an ELF core: % x", got[0].Object.Key, head[:min(len(head), 16)])
 	}
 
-	// A CrashDumpUploaded Event on the pod for every dump, naming its object
-	// and the exception type.
+	// A CrashDumpUploaded Event on the pod for every dump, naming its object,
+	// the exception type and how the crashed instance ended.
 	var notes []string
 	err = wait.PollUntilContextTimeout(ctxFor(t, time.Minute), 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		evs, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=CrashDumpUploaded,involvedObject.name=" + pod.Name})
@@ -265,8 +296,12 @@ func testSeed(t *testing.T, f *agentFixture) {
 		}
 		for _, m := range got {
 			found := false
+			exit := ""
+			if term := m.Pod.Termination; term != nil {
+				exit = fmt.Sprintf("; exit %d %s", term.ExitCode, term.SignalName)
+			}
 			for _, n := range notes {
-				found = found || (strings.Contains(n, m.Object.Key) && strings.Contains(n, "System.Exception"))
+				found = found || (strings.Contains(n, m.Object.Key) && strings.Contains(n, "System.Exception") && strings.Contains(n, exit))
 			}
 			if !found {
 				return false, nil
