@@ -152,8 +152,11 @@ type Deps struct {
 	Store        uploader.Store
 	Destinations Destinations
 	Uploader     *uploader.Uploader
-	Resolver     PodResolver
-	Notifier     Notifier
+	// Priority, when set, is also the Uploader's Pacer: claims pause
+	// uploads while they take writer evidence.
+	Priority *ClaimPriority
+	Resolver PodResolver
+	Notifier Notifier
 	// Ping checks the store is reachable (for /readyz); nil means Head of
 	// a probe key.
 	Ping     func(context.Context) error
@@ -167,6 +170,7 @@ type Agent struct {
 	cfg   Config
 	dests Destinations
 	up    *uploader.Uploader
+	prio  *ClaimPriority // nil: claims do not pause uploads
 	res   PodResolver
 	note  Notifier
 	ping  func(context.Context) error
@@ -240,7 +244,7 @@ func New(cfg Config, d Deps) (*Agent, error) {
 		d.Notifier = NopNotifier{}
 	}
 	a := &Agent{
-		cfg: cfg, dests: d.Destinations, up: d.Uploader, policy: cfg.Policy, res: d.Resolver, note: d.Notifier, ping: d.Ping,
+		cfg: cfg, dests: d.Destinations, up: d.Uploader, prio: d.Priority, policy: cfg.Policy, res: d.Resolver, note: d.Notifier, ping: d.Ping,
 		log: d.Log, reg: d.Registry, m: newMetrics(d.Registry), match: match,
 		proc:     procfs.New(cfg.ProcRoot),
 		add:      make(chan *item, 64),

@@ -57,6 +57,7 @@ func (a *Agent) claimLoop(ctx context.Context, in <-chan string, recovered []*it
 		default:
 			// Nothing more right now: settle the batch before waiting.
 			flush()
+			a.prio.resume()
 			select {
 			case rel, ok = <-in:
 			case <-ctx.Done():
@@ -65,8 +66,12 @@ func (a *Agent) claimLoop(ctx context.Context, in <-chan string, recovered []*it
 		}
 		if !ok {
 			flush()
+			a.prio.resume()
 			return
 		}
+		// Uploads wait while this batch is claimed and its writers are
+		// looked up: the writer may close the file any moment.
+		a.prio.pause()
 		if it := a.claim(rel); it != nil {
 			batch = append(batch, it)
 		}

@@ -38,6 +38,9 @@ type Options struct {
 	// directory or 0 bytes: the compressor waits.
 	SpillDir string
 	SpillMax int64
+	// Pacer, when set, is waited for before every read of a dump: the
+	// agent's claim step pauses uploads with it (see Pacer).
+	Pacer Pacer
 }
 
 // Uploader streams files into stores. Safe for concurrent use.
@@ -126,6 +129,7 @@ func (u *Uploader) Analyze(ctx context.Context, r io.ReaderAt, size int64) (Anal
 	if every > 1 {
 		first = mathrand.Int64N(every)
 	}
+	r = u.paced(ctx, r)
 	var sampledIn, sampledOut int64
 	for i := first; i < blocks; i += every {
 		if err := ctx.Err(); err != nil {
@@ -160,7 +164,7 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 
 // Hash returns the hex SHA-256 of size bytes of r.
 func (u *Uploader) Hash(ctx context.Context, r io.ReaderAt, size int64) (string, error) {
-	r = sparseAware(r)
+	r = u.paced(ctx, sparseAware(r))
 	h := sha256.New()
 	bp := u.bufs.Get().(*[]byte)
 	defer u.bufs.Put(bp)
@@ -259,7 +263,7 @@ func (u *Uploader) Send(ctx context.Context, s Store, key string, r io.ReaderAt,
 // SendHashed is Send with the SHA-256 of r already being computed by h
 // (StartHash on the same r and size), nil to start it here. It stops h.
 func (u *Uploader) SendHashed(ctx context.Context, s Store, key string, r io.ReaderAt, size int64, compress bool, opts PutOptions, h *Hashing) (Sent, error) {
-	src := exactReaderAt{r: sparseAware(r), size: size}
+	src := exactReaderAt{r: u.paced(ctx, sparseAware(r)), size: size}
 	if h == nil {
 		h = u.StartHash(ctx, r, size)
 	}

@@ -195,7 +195,8 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	up, err := uploader.New(uploader.Options{SpillDir: f.stateDir, SpillMax: int64(f.uploadSpill)})
+	prio := collector.NewClaimPriority()
+	up, err := uploader.New(uploader.Options{SpillDir: f.stateDir, SpillMax: int64(f.uploadSpill), Pacer: prio})
 	if err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return err
 	}
 	deps := collector.Deps{
-		Store: store, Uploader: up, Resolver: attr.resolver, Notifier: attr.notifier, Ping: opened.Ping, Log: log, Registry: reg,
+		Store: store, Uploader: up, Priority: prio, Resolver: attr.resolver, Notifier: attr.notifier, Ping: opened.Ping, Log: log, Registry: reg,
 	}
 	if dests != nil {
 		deps.Destinations = dests

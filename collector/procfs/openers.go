@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 )
 
@@ -74,10 +75,20 @@ func (fs FS) OpenersStats(want map[FileID]struct{}) (map[FileID][]Opener, ScanSt
 	if len(want) == 0 {
 		return s.found, s.stats, nil
 	}
+	pids := make([]int, 0, len(names))
 	for _, name := range names {
 		if pid, ok := parsePID(name); ok {
-			s.scanProcess(pid)
+			pids = append(pids, pid)
 		}
+	}
+	// Newest first: a dump's writer (createdump, forked at the crash) is
+	// usually the newest process, and it may close the file within 200 ms.
+	// A scan slowed by a CPU limit still reaches it before the old,
+	// long-lived processes with their many fds. PIDs wrap, so this is an
+	// order, not a shortcut: every process is still scanned.
+	slices.SortFunc(pids, func(a, b int) int { return b - a })
+	for _, pid := range pids {
+		s.scanProcess(pid)
 	}
 	return s.found, s.stats, nil
 }
