@@ -171,14 +171,18 @@ type Agent struct {
 	dests Destinations
 	up    *uploader.Uploader
 	prio  *ClaimPriority // nil: claims do not pause uploads
-	res   PodResolver
-	note  Notifier
-	ping  func(context.Context) error
-	log   *slog.Logger
-	reg   prometheus.Registerer
-	m     *metrics
-	match discover.Matcher
-	proc  procfs.FS
+	// shelf holds claimed crash reports until their dump proves them; a
+	// worker that takes one tells the scheduler on reportGone.
+	shelf      *reportShelf
+	reportGone chan *item
+	res        PodResolver
+	note       Notifier
+	ping       func(context.Context) error
+	log        *slog.Logger
+	reg        prometheus.Registerer
+	m          *metrics
+	match      discover.Matcher
+	proc       procfs.FS
 
 	root  *dumpfs.Root
 	stage *staging.Dir
@@ -246,11 +250,13 @@ func New(cfg Config, d Deps) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, dests: d.Destinations, up: d.Uploader, prio: d.Priority, policy: cfg.Policy, res: d.Resolver, note: d.Notifier, ping: d.Ping,
 		log: d.Log, reg: d.Registry, m: newMetrics(d.Registry), match: match,
-		proc:     procfs.New(cfg.ProcRoot),
-		add:      make(chan *item, 64),
-		work:     make(chan *item),
-		results:  make(chan result, cfg.UploadWorkers),
-		rejected: map[rejectKey]bool{},
+		proc:       procfs.New(cfg.ProcRoot),
+		add:        make(chan *item, 64),
+		work:       make(chan *item),
+		results:    make(chan result, cfg.UploadWorkers),
+		rejected:   map[rejectKey]bool{},
+		shelf:      newReportShelf(),
+		reportGone: make(chan *item, 256),
 	}
 	if a.ping == nil {
 		def, _ := a.dests.Store(DefaultDestination)
@@ -447,7 +453,9 @@ func (a *Agent) recover() []*item {
 			rec = record{Version: recordVersion, ID: e.ID, State: stateClaimed, Path: "unknown/dump", ClaimedAt: time.Now()}
 		}
 		rec.State = stateClaimed
-		rec.CrashReport = e.Has(staging.CrashReportName)
+		if rec.Kind != kindReport {
+			rec.CrashReport = e.Has(staging.CrashReportName)
+		}
 		it, err := a.newItem(e, rec)
 		if err != nil {
 			a.log.Error("resume staged dump", "id", e.ID, "err", err)

@@ -35,7 +35,8 @@ func TestSeedScenario(t *testing.T) {
 				t.Fatal(err)
 			}
 			// createdump writes the crash report first, then the dump.
-			if err := os.WriteFile(filepath.Join(e.dumpDir, "coredump.1.dmp.crashreport.json"), dumptest.Boom().Render(), 0o644); err != nil {
+			report := dumptest.Boom().Of(t, core).Render()
+			if err := os.WriteFile(filepath.Join(e.dumpDir, "coredump.1.dmp.crashreport.json"), report, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(e.dumpDir, "coredump.1.dmp"), original, 0o644); err != nil {
@@ -50,8 +51,11 @@ func TestSeedScenario(t *testing.T) {
 
 			d := e.dumps()[0]
 			m := d.manifest
-			if keys := e.keys(); len(keys) != 2 {
-				t.Errorf("store holds %v, want the dump and its manifest", keys)
+			if keys := e.keys(); len(keys) != 3 {
+				t.Errorf("store holds %v, want the dump, its crash report and its manifest", keys)
+			}
+			if got := e.read(d.key+".crashreport.json", false); !bytes.Equal(got, report) {
+				t.Errorf("stored crash report differs from the one written (%d vs %d bytes)", len(got), len(report))
 			}
 			if !strings.HasPrefix(d.key, "_unknown/_unknown/") || !strings.HasSuffix(d.key, "_unknown_"+m.ID[:8]+"_coredump.1.dmp.zst") {
 				t.Errorf("key %q does not follow the layout", d.key)
@@ -79,6 +83,10 @@ func TestSeedScenario(t *testing.T) {
 				{"crashReport.hresult", m.CrashReport.HResult, "0x80131500"},
 				{"crashReport.processName", m.CrashReport.ProcessName, "CrashApp"},
 				{"crashReport.frame0", m.CrashReport.CrashedThreadFrames[0].Method, "Program.<Main>$(System.String[])"},
+				{"crashReport.key", m.CrashReport.Key, d.key + ".crashreport.json"},
+				{"crashReport.size", m.CrashReport.Size, int64(len(report))},
+				{"crashReport.sha256", m.CrashReport.SHA256, sha(report)},
+				{"crashReport.pairedBy", m.CrashReport.PairedBy, "thread"},
 				{"core.exe", m.Core.Exe, "/usr/bin/sleep"},
 				{"core.pid", m.Core.PID, pid},
 			}

@@ -118,12 +118,15 @@ func (s *scheduler) victims() []victim {
 
 func (s *scheduler) evictItem(it *item) {
 	a := s.a
+	if it.rec.Kind == kindReport && !a.shelf.move(it, shelfWaiting, shelfOwned) && !a.shelf.move(it, shelfOwned, shelfOwned) {
+		return // its dump took it: those bytes are the dump's now
+	}
 	if i := indexOf(s.ready, it); i >= 0 {
 		s.ready = append(s.ready[:i], s.ready[i+1:]...)
 	} else {
 		heap.Remove(&s.waiting, it.idx)
 	}
-	s.track(it, -1)
+	s.untrack(it)
 	if err := a.stage.Remove(it.entry); err != nil {
 		a.log.Error("evict dump", "path", it.rec.Path, "err", err)
 	}

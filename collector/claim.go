@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/crashdump-io/crashdump/collector/discover"
 	"github.com/crashdump-io/crashdump/collector/dumpfs"
 	"github.com/crashdump-io/crashdump/collector/procfs"
 	"github.com/crashdump-io/crashdump/collector/staging"
@@ -35,6 +34,11 @@ func (a *Agent) claimLoop(ctx context.Context, in <-chan string, recovered []*it
 			return
 		}
 		a.gatherEvidence(batch)
+		for _, it := range batch {
+			if it.rec.Kind == kindReport {
+				a.shelf.add(it)
+			}
+		}
 		if o, ok := a.res.(ClaimObserver); ok {
 			for _, it := range batch {
 				o.DumpClaimed(Evidence{Path: it.rec.Path, Writers: it.rec.Writers, ClaimedAt: it.rec.ClaimedAt})
@@ -114,7 +118,7 @@ func (a *Agent) reject(rel string, info dumpfs.Info, reason string) {
 	a.log.Warn("not collecting entry", "path", rel, "reason", reason, "mode", info.Mode.String(), "nlink", info.Nlink)
 }
 
-// claim moves the dump at rel (and its crash report) into staging. It
+// claim moves the dump or crash report at rel into staging. It
 // returns nil when there is nothing to collect.
 func (a *Agent) claim(rel string) *item {
 	info, err := a.root.Lstat(rel)
@@ -126,6 +130,12 @@ func (a *Agent) claim(rel string) *item {
 		return nil
 	}
 	rec := record{Version: recordVersion, ID: newID(), State: stateClaiming, Path: rel, ClaimedAt: time.Now().UTC()}
+	if a.match.Report(info.Name) {
+		// A crash report is claimed on its own, the moment it is seen:
+		// the next same-name crash would overwrite it in place. It waits
+		// in staging for the dump that proves it is its own.
+		rec.Kind = kindReport
+	}
 	e, err := a.stage.Create(rec.ID, &rec)
 	if err != nil {
 		a.log.Error("create staging entry", "path", rel, "err", err)
@@ -168,25 +178,15 @@ func (a *Agent) claim(rel string) *item {
 		_ = a.stage.Remove(e)
 		return nil
 	}
-	// The crash report was written before the dump (createdump does the
-	// report first), so it is complete by now; take it along so a second
-	// crash cannot overwrite it.
-	crRel := rel + discover.CrashReportSuffix
-	if cr, err := a.root.Lstat(crRel); err == nil && classify(cr) == "" {
-		if _, err := a.root.Claim(crRel, dir, staging.CrashReportName); err == nil {
-			var cst unix.Stat_t
-			if unix.Lstat(e.Path(staging.CrashReportName), &cst) == nil && classify(dumpfs.InfoFromStat(cr.Name, &cst)) == "" {
-				rec.CrashReport = true
-			} else {
-				_ = unix.Unlink(e.Path(staging.CrashReportName))
-			}
-		}
-	}
 	// The record is not rewritten here: recovery knows a claim completed
-	// from the dump being in the entry, and sees the crash report there too.
+	// from the file being in the entry (and a report by its record's kind).
 	rec.State = stateClaimed
-	a.m.detected.Inc()
-	a.log.Info("claimed dump", "path", rel, "id", rec.ID, "size", got.Size, "crash_report", rec.CrashReport)
+	if rec.Kind == kindReport {
+		a.log.Info("claimed crash report", "path", rel, "id", rec.ID, "size", got.Size)
+	} else {
+		a.m.detected.Inc()
+		a.log.Info("claimed dump", "path", rel, "id", rec.ID, "size", got.Size)
+	}
 	it, err := a.newItem(e, rec)
 	if err != nil {
 		a.log.Error("track claimed dump", "path", rel, "err", err)
@@ -255,7 +255,16 @@ func (a *Agent) gatherEvidence(items []*item) {
 					ok = true
 				}
 			}
+			w.StartTime = o.StartTime
+			if ok && o.StartTime != 0 && p.StartTime != 0 && p.StartTime != o.StartTime {
+				// The PID was recycled between the scan and the read:
+				// these facts are another process's.
+				ok = false
+			}
 			if ok {
+				if w.StartTime == 0 {
+					w.StartTime = p.StartTime
+				}
 				w.NSPID, w.Comm, w.Exe = p.NSPID, p.Comm, p.Exe
 				w.ContainerID, w.Runtime, w.PodUID = p.Cgroup.ContainerID, p.Cgroup.Runtime, p.Cgroup.PodUID
 				if w.PodUID == "" {

@@ -227,8 +227,8 @@ func (e *env) dumps() []stored {
 	e.t.Helper()
 	var out []stored
 	for _, k := range e.keys() {
-		if !strings.HasSuffix(k, ".json") {
-			continue
+		if !strings.HasSuffix(k, ".json") || strings.HasSuffix(k, manifest.CrashReportSuffix) {
+			continue // not a manifest, or a dump's crash report
 		}
 		m, err := manifest.Unmarshal(e.read(strings.TrimSuffix(k, ".json")+".json", true))
 		if err != nil {

@@ -45,7 +45,18 @@ type metrics struct {
 	failedDumps    prometheus.Gauge
 	failedBytes    prometheus.Gauge
 	failedTotal    prometheus.Counter
+	crashReports   *prometheus.CounterVec
 }
+
+// What became of a claimed crash report.
+const (
+	ReportAttached     = "attached"      // to its dump, before the dump's manifest
+	ReportAttachedLate = "attached_late" // to a dump already stored: object added, manifest rewritten
+	ReportOwn          = "own_manifest"  // no dump proven within --max-settle-wait: stored with a manifest of its own
+	ReportUnproven     = "unproven"      // a dump of the same name came, but nothing proved the report is its own
+)
+
+var reportOutcomes = []string{ReportAttached, ReportAttachedLate, ReportOwn, ReportUnproven}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
@@ -124,6 +135,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "crashdump_dumps_failed_total",
 			Help: "Dumps moved to failed/ after failing to upload for --retry-for.",
 		}),
+	}
+	m.crashReports = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "crashdump_crash_reports_total",
+		Help: "Claimed .NET crash reports by outcome (attached, attached_late, own_manifest, unproven). A report is attached to a dump only on proof: the same writer process, or its crashed thread in the core.",
+	}, []string{"outcome"})
+	for _, o := range reportOutcomes {
+		m.crashReports.WithLabelValues(o)
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.uploads.WithLabelValues(r)

@@ -54,6 +54,17 @@ func openStaged(p string) (*os.File, dumpfs.Info, error) {
 // removes the node copy.
 func (a *Agent) process(ctx context.Context, it *item) error {
 	rec := &it.rec
+	if rec.Kind == kindReport {
+		own, err := a.processReport(ctx, it)
+		switch {
+		case errors.Is(err, errReportTaken):
+			return errDropped // its dump has it; the entry is gone
+		case err != nil:
+			return err
+		case !own:
+			return nil // attached late to its stored dump
+		}
+	}
 	f, info, err := openStaged(it.entry.Path(staging.DumpName))
 	if err != nil {
 		a.m.dropped.WithLabelValues(DropUnreadable).Inc()
@@ -126,6 +137,9 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		// manifest is, so the crash stays visible.
 		m.Object.ManifestOnly = true
 		m.Object.Compression = manifest.CompressionNone
+		if err := a.storeReport(ctx, it, store, p.Key, m); err != nil {
+			return err
+		}
 		if err := a.putManifest(ctx, store, p.Key, m); err != nil {
 			return err
 		}
@@ -192,8 +206,18 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 
 	m.Object.Store, m.Object.Bucket, m.Object.Key, m.Object.URL = obj.Store, obj.Bucket, obj.Key, obj.URL
 	m.Object.StoredSize, m.Object.Checksum = obj.Size, obj.Checksum
+	if rec.Kind != kindReport {
+		if err := a.storeReport(ctx, it, store, p.Key, m); err != nil {
+			return err
+		}
+	}
 	if err := a.putManifest(ctx, store, p.Key, m); err != nil {
 		return err
+	}
+	if rec.Kind == kindReport {
+		a.m.crashReports.WithLabelValues(ReportOwn).Inc()
+	} else {
+		a.rememberStored(it, p.Destination, p.Key, m)
 	}
 
 	elapsed := time.Since(start)
@@ -358,17 +382,33 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	header := make([]byte, inspect.HeaderSize)
 	n, _ := f.ReadAt(header, 0)
 	m.Kind = inspect.Kind(header[:n])
+	var cs *inspect.CoreSummary
 	if m.Kind == "elf-core" {
-		if cs, err := inspect.ReadCore(f, info.Size); err == nil {
+		if cs, err = inspect.ReadCore(f, info.Size); err == nil {
 			m.Core = &manifest.Core{Signal: cs.Signal, SignalName: cs.SignalName, PID: cs.PID, Exe: cs.Exe,
 				Args: cs.Args, ArgsTruncated: cs.ArgsTruncated, Threads: len(cs.Threads), Machine: cs.Machine}
 		} else {
 			a.log.Info("no ELF core summary", "path", rec.Path, "err", err)
+			cs, err = nil, nil
 		}
 	}
+	if rec.Kind == kindReport {
+		// A report no dump was proven to own: the report is the object.
+		m.Kind = manifest.KindCrashReport
+		if cr, _, err := readCrashReport(it.entry.Path(staging.DumpName)); err == nil {
+			m.CrashReport = cr
+		} else {
+			a.log.Info("crash report unreadable", "path", rec.Path, "err", err)
+		}
+	} else {
+		ev := dumpEvidence(rec, cs)
+		it.proof = &ev
+		a.takeReport(it, ev)
+	}
 	if rec.CrashReport {
-		m.File.CrashReport = m.File.Name + ".crashreport.json"
-		if cr, err := readCrashReport(it.entry.Path(staging.CrashReportName)); err == nil {
+		m.File.CrashReport = m.File.Name + manifest.CrashReportSuffix
+		if cr, _, err := readCrashReport(it.entry.Path(staging.CrashReportName)); err == nil {
+			cr.PairedBy = rec.ReportBasis
 			m.CrashReport = cr
 		} else {
 			a.log.Info("crash report unreadable", "path", rec.Path, "err", err)
@@ -456,19 +496,21 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 		Action: d.action, ActionReason: d.reason, Destination: dest}, hashing, nil
 }
 
-func readCrashReport(p string) (*manifest.CrashReport, error) {
+// readCrashReport reads the report at p: its manifest summary and the
+// parse the pairing proof uses.
+func readCrashReport(p string) (*manifest.CrashReport, *inspect.CrashReport, error) {
 	f, _, err := openStaged(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxCrashReport))
 	if err != nil {
-		return nil, fmt.Errorf("read crash report: %w", err)
+		return nil, nil, fmt.Errorf("read crash report: %w", err)
 	}
 	cr, err := inspect.ParseCrashReport(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := &manifest.CrashReport{
 		ExceptionType: cr.ExceptionType, HResult: cr.HResult, ProcessName: cr.ProcessName,
@@ -479,5 +521,5 @@ func readCrashReport(p string) (*manifest.CrashReport, error) {
 			Managed: fr.Managed, Method: fr.Method, Module: fr.Module, ILOffset: fr.ILOffset, NativeOffset: fr.NativeOffset,
 		})
 	}
-	return out, nil
+	return out, cr, nil
 }

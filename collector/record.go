@@ -8,6 +8,9 @@ import (
 
 const recordVersion = 1
 
+// kindReport marks the record of a staged crash report.
+const kindReport = "crash-report"
+
 // Journal states of a staged dump.
 const (
 	// stateClaiming: the record exists, the dump may not have been moved
@@ -20,12 +23,18 @@ const (
 
 // record is the journal entry of one staged dump (staging/<id>/record.json).
 type record struct {
-	Version     int       `json:"version"`
-	ID          string    `json:"id"`
-	State       string    `json:"state"`
-	Path        string    `json:"path"`
-	ClaimedAt   time.Time `json:"claimedAt"`
-	CrashReport bool      `json:"crashReport,omitempty"`
+	Version   int       `json:"version"`
+	ID        string    `json:"id"`
+	State     string    `json:"state"`
+	Path      string    `json:"path"`
+	ClaimedAt time.Time `json:"claimedAt"`
+	// Kind is kindReport for a claimed crash report waiting for its dump
+	// (the report is the entry's DumpName file); "" for a dump.
+	Kind string `json:"kind,omitempty"`
+	// CrashReport: the dump's own crash report is in the entry, proven by
+	// ReportBasis (pair.BasisWriter or pair.BasisThread).
+	CrashReport bool   `json:"crashReport,omitempty"`
+	ReportBasis string `json:"reportBasis,omitempty"`
 	// Scanned is set once the writers at claim time have been recorded.
 	Scanned bool     `json:"scanned,omitempty"`
 	Writers []Writer `json:"writers,omitempty"`

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crashdump-io/crashdump/collector/dumpfs"
+	"github.com/crashdump-io/crashdump/collector/pair"
 	"github.com/crashdump-io/crashdump/collector/procfs"
 	"github.com/crashdump-io/crashdump/collector/staging"
 )
@@ -44,6 +45,15 @@ type item struct {
 
 	due time.Time
 	idx int
+
+	// proof is what proves a crash report is this dump's (set when the
+	// dump is planned). For a crash report: lateFor is the stored dump it
+	// was proven to belong to, by lateBasis; reportWait the delay before
+	// the next look for one.
+	proof      *pair.Dump
+	lateFor    *storedDump
+	lateBasis  string
+	reportWait time.Duration
 }
 
 type itemHeap []*item
@@ -80,6 +90,8 @@ type scheduler struct {
 	ready    []*item
 	inflight map[*item]bool
 	alive    int
+	// reports counts the crash reports among alive.
+	reports int
 	// pending is the size of every staged dump (waiting, ready, in flight).
 	pending int64
 	failed  []*failedDump
@@ -100,7 +112,59 @@ type failedDump struct {
 	failedAt time.Time
 }
 
+// untrack stops tracking an item that is done, once: a crash report taken
+// by its dump may be reported gone from two sides.
+func (s *scheduler) untrack(it *item) {
+	if it.rec.Kind == kindReport && !s.a.shelf.forget(it) {
+		return
+	}
+	s.track(it, -1)
+	if s.a.cfg.Once && s.alive > 0 && s.alive == s.reports {
+		// Only reports are left and no dump will come in this run: they
+		// need not wait for one.
+		for _, w := range s.waiting {
+			w.due = time.Now()
+		}
+		heap.Init(&s.waiting)
+	}
+}
+
+// dropTaken forgets a crash report its dump took, wherever it is queued.
+// One being uploaded comes back from its worker.
+func (s *scheduler) dropTaken(it *item) {
+	if s.inflight[it] {
+		return
+	}
+	if i := indexOf(s.ready, it); i >= 0 {
+		s.ready = append(s.ready[:i], s.ready[i+1:]...)
+	} else if it.idx >= 0 && it.idx < len(s.waiting) && s.waiting[it.idx] == it {
+		heap.Remove(&s.waiting, it.idx)
+	}
+	s.untrack(it)
+}
+
+// reportReady says whether a settled crash report goes to a worker now: it
+// was proven to belong to a stored dump, or its wait for a dump is over.
+// Otherwise it sets when to look again.
+func (s *scheduler) reportReady(it *item, now time.Time) bool {
+	a := s.a
+	a.findLateDump(it)
+	deadline := it.rec.ClaimedAt.Add(a.cfg.MaxSettleWait)
+	if it.lateFor != nil || !now.Before(deadline) || (a.cfg.Once && s.alive == s.reports) {
+		return true
+	}
+	it.reportWait = min(max(2*it.reportWait, reportRecheck), time.Minute)
+	it.due = now.Add(it.reportWait)
+	if it.due.After(deadline) {
+		it.due = deadline
+	}
+	return false
+}
+
 func (s *scheduler) track(it *item, delta int) {
+	if it.rec.Kind == kindReport {
+		s.reports += delta
+	}
 	s.alive += delta
 	s.pending += int64(delta) * it.size
 	s.a.m.pendingDumps.Set(float64(s.alive))
@@ -161,6 +225,8 @@ func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error
 		case workCh <- head:
 			s.ready = s.ready[1:]
 			s.inflight[head] = true
+		case it := <-a.reportGone:
+			s.dropTaken(it)
 		case r := <-a.results:
 			delete(s.inflight, r.it)
 			s.result(r)
@@ -172,7 +238,19 @@ func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error
 			for len(s.waiting) > 0 && !s.waiting[0].due.After(now) {
 				due = append(due, heap.Pop(&s.waiting).(*item))
 			}
-			for _, it := range s.check(due, now) {
+			live := due[:0]
+			for _, it := range due {
+				if it.rec.Kind == kindReport && a.shelf.taken(it) {
+					s.untrack(it)
+					continue
+				}
+				live = append(live, it)
+			}
+			for _, it := range s.check(live, now) {
+				if it.settled && it.rec.Kind == kindReport && !s.reportReady(it, now) {
+					heap.Push(&s.waiting, it)
+					continue
+				}
 				if it.settled {
 					s.ready = append(s.ready, it)
 				} else {
@@ -197,7 +275,7 @@ func (s *scheduler) result(r result) {
 	a, it := s.a, r.it
 	switch {
 	case r.done:
-		s.track(it, -1)
+		s.untrack(it)
 	case errors.Is(r.err, errChanged):
 		it.settled, it.incomplete = false, ""
 		it.due = time.Now().Add(a.cfg.SettleTime)
@@ -205,7 +283,7 @@ func (s *scheduler) result(r result) {
 	case a.cfg.Once && it.rec.Attempts >= a.cfg.OnceMaxAttempts:
 		a.log.Error("giving up on dump for this run", "path", it.rec.Path, "id", it.rec.ID, "attempts", it.rec.Attempts, "err", r.err)
 		a.failed.Add(1)
-		s.track(it, -1)
+		s.untrack(it)
 	case !a.cfg.Once && time.Since(it.rec.ClaimedAt) >= a.cfg.RetryFor:
 		s.fail(it, r.err)
 	default:
@@ -217,7 +295,7 @@ func (s *scheduler) result(r result) {
 // fail moves a dump that kept failing for RetryFor out of the retry loop.
 func (s *scheduler) fail(it *item, err error) {
 	a := s.a
-	s.track(it, -1)
+	s.untrack(it)
 	if ferr := a.stage.Fail(it.entry); ferr != nil {
 		a.log.Error("move dump to failed", "path", it.rec.Path, "id", it.rec.ID, "err", ferr)
 		return

@@ -20,6 +20,9 @@ type Writer struct {
 	ContainerID string `json:"containerID,omitempty"`
 	Runtime     string `json:"runtime,omitempty"`
 	PodUID      string `json:"podUID,omitempty"`
+	// StartTime is the process's start time (clock ticks after boot), 0
+	// if unknown: with HostPID it names one process, not a recycled PID.
+	StartTime uint64 `json:"startTime,omitempty"`
 }
 
 // Evidence is what the agent knows about a dump's origin.

@@ -100,7 +100,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long uploads in flight may finish; the rest resumes at the next start")
 	fs.BoolVar(&f.once, "once", false, "process what is there, wait for it to finish, exit (non-zero if a dump could not be uploaded)")
 	fs.StringSliceVar(&f.include, "include", discover.DefaultInclude, "file name patterns collected as dumps")
-	fs.StringSliceVar(&f.exclude, "exclude", discover.DefaultExclude, "file name patterns never collected (crash reports travel with their dump)")
+	fs.StringSliceVar(&f.exclude, "exclude", discover.DefaultExclude, "file name patterns never collected as dumps (a <dump>.crashreport.json is claimed as a crash report and stored with the dump proven to own it)")
 	fs.StringVar(&f.keyTemplate, "key-template", uploader.DefaultKeyTemplate, "object key layout (Go template over .Namespace .Pod .Container .Node .ID .ShortID .FileName .Time .Date .Year .Month .Day); must contain .ID or .ShortID")
 	fs.IntVar(&f.uploadWorkers, "upload-workers", 4, "dumps uploaded at the same time (each compresses on every core; more overlap the store's per-request latency of small dumps)")
 	fs.Var(&f.partSize, "part-size", "multipart part size of compressed uploads, whose parts wait in --upload-buffer (grows for objects over 10,000 parts); raw uploads read parts of at least 32MiB straight from the file")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -147,6 +148,9 @@ func TestAgentAttributesDumpsEndToEnd(t *testing.T) {
 	}
 	w1 := e.proc.writer(40211, "createdump", "/usr/share/dotnet/shared/Microsoft.NETCore.App/8.0.1/createdump",
 		"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"+strings.ReplaceAll(e2eShopUID, "-", "_")+".slice/cri-containerd-"+e2eShopPrev+".scope\n", shopDump)
+	// createdump holds its report open while it writes it: the same
+	// writer, PID and start time, proves the report is this dump's.
+	w1.hold(shopDump+".crashreport.json", 43)
 
 	// 2. billing's api pod (CRI-O, systemd driver, cgroup v1), same pod
 	// name, writes into shop's directory of a shared volume: the writer
@@ -172,7 +176,7 @@ func TestAgentAttributesDumpsEndToEnd(t *testing.T) {
 	var keys []string
 	for _, k := range srv.Keys(t, "dumps", "prod/") {
 		keys = append(keys, k)
-		if !strings.HasSuffix(k, ".json") {
+		if !strings.HasSuffix(k, ".json") || strings.HasSuffix(k, manifest.CrashReportSuffix) {
 			continue
 		}
 		m, err := manifest.Unmarshal(srv.Get(t, "dumps", k))
@@ -219,8 +223,11 @@ func TestAgentAttributesDumpsEndToEnd(t *testing.T) {
 	if shop.Process == nil || shop.Process.HostPID != 40211 || shop.Process.PID != 1 {
 		t.Errorf("process %+v, want host PID 40211, PID 1", shop.Process)
 	}
-	if shop.CrashReport == nil || shop.CrashReport.ExceptionType != "System.Exception" {
+	if shop.CrashReport == nil || shop.CrashReport.ExceptionType != "System.Exception" || shop.CrashReport.PairedBy != "writer" ||
+		shop.CrashReport.Key != shop.Object.Key+".crashreport.json" {
 		t.Errorf("crash report %+v", shop.CrashReport)
+	} else if got := srv.Get(t, "dumps", shop.CrashReport.Key); !bytes.Equal(got, dumptest.Boom().Render()) {
+		t.Errorf("stored crash report differs from the one written (%d bytes)", len(got))
 	}
 
 	billing := manifests["billing/"+e2eAPI]
@@ -299,7 +306,7 @@ func TestAgentUploadsWhenKubeletFails(t *testing.T) {
 
 			var found []*manifest.Manifest
 			err := filepath.WalkDir(storeDir, func(p string, de os.DirEntry, err error) error {
-				if err != nil || de.IsDir() || !strings.HasSuffix(p, ".json") {
+				if err != nil || de.IsDir() || !strings.HasSuffix(p, ".json") || strings.HasSuffix(p, manifest.CrashReportSuffix) {
 					return err
 				}
 				b, err := os.ReadFile(p)

@@ -92,6 +92,29 @@ type fixtureWriter struct {
 	pid     int
 	file    *os.File      // the test's own descriptor on the dump
 	scanned chan struct{} // closed once the agent has read the cgroup
+	held    map[int]*os.File
+}
+
+// hold makes the writer hold path open for writing as fd too, as createdump
+// holds its crash report while it writes it. closeAfterScan closes it.
+func (w *fixtureWriter) hold(path string, fd int) {
+	p := w.p
+	p.t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(func() { _ = f.Close() })
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		p.t.Fatal(err)
+	}
+	p.symlink(w.pid, "fd/"+strconv.Itoa(fd), fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()))
+	p.write(w.pid, "fdinfo/"+strconv.Itoa(fd), fmt.Sprintf("pos:\t0\nflags:\t0100001\nmnt_id:\t1234\nino:\t%d\n", st.Ino))
+	if w.held == nil {
+		w.held = map[int]*os.File{}
+	}
+	w.held[fd] = f
 }
 
 // writer makes pid a process in a container (cgroup, the cgroup file
@@ -158,6 +181,11 @@ func (w *fixtureWriter) closeAfterScan(timeout time.Duration) error {
 	case <-w.scanned:
 	case <-time.After(timeout):
 		return fmt.Errorf("the agent did not read the cgroup of writer %d within %s", w.pid, timeout)
+	}
+	for fd, f := range w.held {
+		_ = os.Remove(filepath.Join(w.p.dir(w.pid), "fd", strconv.Itoa(fd)))
+		_ = os.Remove(filepath.Join(w.p.dir(w.pid), "fdinfo", strconv.Itoa(fd)))
+		_ = f.Close()
 	}
 	_ = os.Remove(filepath.Join(w.p.dir(w.pid), "fd", "42"))
 	_ = os.Remove(filepath.Join(w.p.dir(w.pid), "fdinfo", "42"))

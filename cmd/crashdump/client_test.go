@@ -115,6 +115,7 @@ type world struct {
 	logs     *lockedBuffer
 
 	originals map[string][]byte
+	reports   map[string][]byte // crash reports written beside dumps, by logical name
 	dumps     map[string]*catalog.Dump // by logical name, after populate
 	t1        time.Time                // key time of the first batch
 	since     time.Time                // a time between the two batches
@@ -142,7 +143,7 @@ func newWorld(t *testing.T, withMinIO bool) *world {
 	isolateKube(t)
 	base := t.TempDir()
 	w := &world{dumpDir: filepath.Join(base, "dumps"), stateDir: filepath.Join(base, "state"), logs: &lockedBuffer{},
-		originals: map[string][]byte{}, dumps: map[string]*catalog.Dump{}}
+		originals: map[string][]byte{}, reports: map[string][]byte{}, dumps: map[string]*catalog.Dump{}}
 	for _, d := range []string{w.dumpDir, w.stateDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -209,6 +210,9 @@ func (w *world) collect(t *testing.T, node string, files []dumpFile) {
 			res[f.path] = *f.pod
 		}
 		w.originals[f.name] = f.data
+		if f.crashReport != nil {
+			w.reports[f.name] = f.crashReport
+		}
 	}
 	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -291,7 +295,7 @@ func (w *world) populate(t *testing.T) {
 	api2 := manifest.Pod{Namespace: "prod", Name: "api-2", Container: "api"}
 	web := manifest.Pod{Namespace: "staging", Name: "web-1", Container: "web"}
 	w.collect(t, "node-a", []dumpFile{
-		{name: "dotnet", path: "prod/api-1/coredump.1.dmp", data: coreBytes, crashReport: dumptest.Boom().Render(), pod: &api},
+		{name: "dotnet", path: "prod/api-1/coredump.1.dmp", data: coreBytes, crashReport: dumptest.Boom().Of(t, core).Render(), pod: &api},
 		{name: "raw", path: "prod/api-2/core.7", data: randomBytes(t, 256<<10), pod: &api2},
 		{name: "frames", path: "staging/web-1/web.dmp", data: textBytes(2<<20+12345, "web"), pod: &web},
 		{name: "unknown", path: "x.dmp", data: randomBytes(t, 64<<10)},
@@ -398,6 +402,7 @@ func TestRetrieval(t *testing.T) {
 			t.Run("ls", func(t *testing.T) { testLs(t, w) })
 			t.Run("describe", func(t *testing.T) { testDescribe(t, w) })
 			t.Run("get", func(t *testing.T) { testGet(t, w) })
+			t.Run("get-crash-report", func(t *testing.T) { testGetCrashReport(t, w) })
 			t.Run("completion", func(t *testing.T) { testCompletion(t, w) })
 			t.Run("plugin", func(t *testing.T) { testPlugin(t, w) })
 			t.Run("ids", func(t *testing.T) { testIDs(t, w) })

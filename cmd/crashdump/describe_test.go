@@ -80,7 +80,8 @@ func testDescribe(t *testing.T, w *world) {
 		t.Errorf("Collected: %q", field(out, "Collected"))
 	}
 	for _, want := range []string{
-		"Crashed thread 0x1a2b, top frames:",
+		// The report names the core's own thread: that is how it was paired.
+		"Crashed thread " + m.CrashReport.CrashedThreadID + ", top frames:",
 		"#0  CrashApp.dll!Program.<Main>$(System.String[]) + IL 0x10",
 		"#1  libc.so.6!abort",
 		"ELF core:",

@@ -34,9 +34,10 @@ func (e *exitError) ExitCode() int { return e.code }
 
 type getFlags struct {
 	refFlags
-	output   string
-	force    bool
-	progress string
+	output      string
+	force       bool
+	progress    string
+	crashReport bool
 }
 
 func newGetCmd(mode cliMode) *cobra.Command {
@@ -68,7 +69,10 @@ written: check the exit status before using them.`,
   {{name}} get 3f2a9c1e -o /tmp/api-crash.dmp --force
 
   # Stream it to another tool (verified at the end: check the exit status)
-  {{name}} get 3f2a9c1e -o - | zstd -19 > api-crash.dmp.zst`),
+  {{name}} get 3f2a9c1e -o - | zstd -19 > api-crash.dmp.zst
+
+  # The .NET crash report that came with it: every thread's stack
+  {{name}} get 3f2a9c1e --crash-report -o - | jq '.payload.threads[] | select(.crashed == "true")'`),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGet(cmd, o, f, args[0])
@@ -80,6 +84,7 @@ written: check the exit status before using them.`,
 	fs.StringVarP(&f.output, "output", "o", "", "file (or directory) to write, or - for standard output (default: the key's file name in the current directory)")
 	fs.BoolVar(&f.force, "force", false, "overwrite the output file if it exists")
 	fs.StringVar(&f.progress, "progress", "auto", "progress bar on standard error: auto (when it is a terminal), always or never")
+	fs.BoolVar(&f.crashReport, "crash-report", false, "download the dump's .NET crash report (<dump>.crashreport.json, every thread's stack) instead of the dump, verified the same way")
 	registerCompletions(cmd, o)
 	return cmd
 }
@@ -107,6 +112,15 @@ func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) error 
 		return err
 	}
 	showProgress := f.progress == "always" || (f.progress == "auto" && isTerminal(stderr))
+	what, name := "dump", localName(d)
+	if f.crashReport {
+		rd, err := d.CrashReport()
+		if err != nil {
+			return err
+		}
+		what, name = "crash report", name+manifest.CrashReportSuffix
+		d = rd
+	}
 
 	if f.output == "-" {
 		bar := startProgress(stderr, showProgress, d.StoredSize)
@@ -120,10 +134,10 @@ func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) error 
 
 	dst := f.output
 	if dst == "" {
-		dst = localName(d)
+		dst = name
 	}
 	if st, err := os.Stat(dst); err == nil && st.IsDir() {
-		dst = filepath.Join(dst, localName(d))
+		dst = filepath.Join(dst, name)
 	}
 	if _, err := os.Lstat(dst); err == nil && !f.force {
 		return fmt.Errorf("%s already exists: pass --force to overwrite it, or -o another file", dst)
@@ -163,8 +177,11 @@ func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) error 
 	if d.Parsed && d.Namespace != "_unknown" {
 		who = d.Namespace + "/" + d.Pod
 	}
-	fmt.Fprintf(stderr, "Saved %s (%s, dump %s of %s, SHA-256 verified against the %s).\n",
-		dst, humanBytes(res.Size), d.ShortID, who, res.Expected.Source)
+	fmt.Fprintf(stderr, "Saved %s (%s, %s %s of %s, SHA-256 verified against the %s).\n",
+		dst, humanBytes(res.Size), what, d.ShortID, who, res.Expected.Source)
+	if f.crashReport {
+		return nil
+	}
 	if oc := openCommand(d.Manifest, dst); oc.command != "" {
 		fmt.Fprintf(stderr, "Open it with:\n  %s\n", oc.command)
 		if oc.note != "" {

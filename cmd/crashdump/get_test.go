@@ -309,3 +309,36 @@ func TestLocalName(t *testing.T) {
 		}
 	}
 }
+
+// testGetCrashReport: --crash-report fetches the report the agent stored
+// beside the dump, verified, byte for byte as createdump wrote it; a dump
+// without one says so and saves nothing.
+func testGetCrashReport(t *testing.T, w *world) {
+	d := w.dumps["dotnet"]
+	dir := t.TempDir()
+	t.Chdir(dir)
+	r := w.cli(t, "get", d.ShortID, "--crash-report")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	want := localName(d) + ".crashreport.json"
+	got, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatalf("%v (dir holds %v)", err, dirNames(t, dir))
+	}
+	if !bytes.Equal(got, w.reports["dotnet"]) {
+		t.Fatalf("fetched crash report (%d bytes) is not the one written (%d bytes)", len(got), len(w.reports["dotnet"]))
+	}
+	if !strings.Contains(r.stderr, "crash report "+d.ShortID) || !strings.Contains(r.stderr, "SHA-256 verified against the manifest") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+
+	raw := w.dumps["raw"]
+	r = w.cli(t, "get", raw.ShortID, "--crash-report", "-o", filepath.Join(dir, "none.json"))
+	if r.code == 0 || !strings.Contains(r.stderr, "has no crash report") {
+		t.Errorf("a dump without a report: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "none.json")); !os.IsNotExist(err) {
+		t.Errorf("a file was saved for a dump without a report: %v", err)
+	}
+}

@@ -27,8 +27,9 @@ import (
 // DefaultInclude are the dump names of SPEC §2.
 var DefaultInclude = []string{"*.dmp", "core", "core.*", "*.core", "*.hprof", "*.heapsnapshot"}
 
-// DefaultExclude keeps companions out: a crash report travels with its
-// dump, never as a dump of its own.
+// DefaultExclude keeps companions from being taken for dumps: a crash
+// report is claimed as a report (Matcher.Report) and stored with the dump it
+// is proven to belong to.
 var DefaultExclude = []string{"*" + CrashReportSuffix}
 
 // CrashReportSuffix names the .NET crash report written beside a dump.
@@ -73,6 +74,18 @@ func (m Matcher) Match(name string) bool {
 		}
 	}
 	return false
+}
+
+// Report reports whether a file with this base name is the crash report of
+// a dump Match accepts: <dump name>.crashreport.json. Reports are claimed
+// on their own (the exclude list keeps them from being taken for dumps),
+// because a second crash of the same name overwrites one in place.
+func (m Matcher) Report(name string) bool {
+	dump, ok := strings.CutSuffix(name, CrashReportSuffix)
+	if !ok || dump == "" {
+		return false
+	}
+	return m.Match(dump)
 }
 
 // Options tune a Watcher.
@@ -153,7 +166,7 @@ func (w *Watcher) scan(ctx context.Context, fw *fsnotify.Watcher, rel string, de
 			if err := w.scan(ctx, fw, child, depth+1, out); err != nil {
 				return err
 			}
-		case w.match.Match(e.Name):
+		case w.match.Match(e.Name) || w.match.Report(e.Name):
 			select {
 			case out <- child:
 			case <-ctx.Done():
@@ -280,7 +293,7 @@ func (w *Watcher) handle(ctx context.Context, fw *fsnotify.Watcher, ev fsnotify.
 		}
 		return nil
 	}
-	if !w.match.Match(info.Name) {
+	if !w.match.Match(info.Name) && !w.match.Report(info.Name) {
 		return nil
 	}
 	select {

@@ -79,3 +79,28 @@ func TestWatchFindsNewDirectories(t *testing.T) {
 		t.Fatal("dump in a new directory not discovered")
 	}
 }
+
+func TestMatcherReport(t *testing.T) {
+	m, err := NewMatcher(DefaultInclude, DefaultExclude)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		dump, report bool
+	}{
+		{"coredump.1.dmp", true, false},
+		{"coredump.1.dmp.crashreport.json", false, true},
+		{"core.4711.crashreport.json", false, true}, // core.* would take it for a dump without the exclude
+		{".crashreport.json", false, false},
+		{"notes.crashreport.json", false, false}, // not the report of a dump name
+		{"app.log", false, false},
+	} {
+		if got := m.Match(tc.name); got != tc.dump {
+			t.Errorf("Match(%q) = %v, want %v", tc.name, got, tc.dump)
+		}
+		if got := m.Report(tc.name); got != tc.report {
+			t.Errorf("Report(%q) = %v, want %v", tc.name, got, tc.report)
+		}
+	}
+}

@@ -2,7 +2,11 @@ package dumptest
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"testing"
+
+	"github.com/crashdump-io/crashdump/collector/inspect"
 )
 
 // Frame is a stack frame for a crash report.
@@ -22,6 +26,36 @@ type CrashReport struct {
 	Frames         []Frame
 	// OtherThreads adds that many non-crashed threads before the crashed one.
 	OtherThreads int
+	// IP and SP are the crashed thread's ctx registers (defaults when 0).
+	// Set them, with ThreadID, from a core with Of: a report is paired with
+	// a dump only when its crashed thread is one of the core's.
+	IP, SP uint64
+}
+
+// Of returns r as the crash report of the process the ELF core at path was
+// taken from: its crashed thread is the core's first thread, registers and
+// all, the way createdump describes the crash it dumps.
+func (r CrashReport) Of(t testing.TB, path string) CrashReport {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := inspect.ReadCore(f, st.Size())
+	if err != nil {
+		t.Fatalf("read core %s: %v", path, err)
+	}
+	if len(cs.Registers) == 0 {
+		t.Fatalf("core %s has no thread registers (architecture %s)", path, cs.Machine)
+	}
+	th := cs.Registers[0]
+	r.ThreadID, r.IP, r.SP = uint64(th.TID), th.IP, th.SP
+	return r
 }
 
 // jsonWriter reproduces createdump's CrashReportWriter output exactly
@@ -104,9 +138,13 @@ func (r CrashReport) Render() []byte {
 			}
 		}
 		w.hex("native_thread_id", tid)
+		ip, sp := uint64(0x7f0e2a1b3c4d), uint64(0x7ffd5e6f7a8b)
+		if crashed && (r.IP != 0 || r.SP != 0) {
+			ip, sp = r.IP, r.SP
+		}
 		w.open("ctx", '{')
-		w.hex("IP", 0x7f0e2a1b3c4d)
-		w.hex("SP", 0x7ffd5e6f7a8b)
+		w.hex("IP", ip)
+		w.hex("SP", sp)
 		w.hex("BP", 0x7ffd5e6f7a9b)
 		w.close('}')
 		w.open("stack_frames", '[')

@@ -96,6 +96,12 @@ type CoreSummary struct {
 	// ThreadCount is the number of NT_PRSTATUS notes seen, which is more
 	// than len(Threads) when the list was capped.
 	ThreadCount int `json:"threadCount,omitempty"`
+	// Registers are the instruction and stack pointers of each NT_PRSTATUS
+	// thread, in file order (at most MaxThreads), on the architectures
+	// whose pr_reg layout is known (x86_64, aarch64); empty elsewhere. They
+	// prove which crash report belongs to the core: a report names its
+	// crashed thread with the same TID, IP and SP.
+	Registers []ThreadRegisters `json:"-"`
 	// Machine is the architecture in uname -m spelling ("x86_64", "aarch64").
 	Machine string `json:"machine,omitempty"`
 	// UID and GID are the real user and group IDs from NT_PRPSINFO, as seen
@@ -105,6 +111,32 @@ type CoreSummary struct {
 	// Truncated is set when the file ends before data its program headers
 	// describe: the dump was cut short (disk full, writer killed).
 	Truncated bool `json:"truncated,omitempty"`
+}
+
+// ThreadRegisters is one thread's IP and SP as its NT_PRSTATUS recorded
+// them. TID is pr_pid, in the crashed process's PID namespace.
+type ThreadRegisters struct {
+	TID    int
+	IP, SP uint64
+}
+
+// regOffsets returns where pr_reg's instruction and stack pointers sit in
+// an NT_PRSTATUS descriptor (struct elf_prstatus: pr_reg starts at 112 on
+// 64-bit Linux), or ok false for an architecture whose layout is not known.
+func regOffsets(m elf.Machine, is64 bool) (ip, sp uint64, ok bool) {
+	if !is64 {
+		return 0, 0, false
+	}
+	switch m {
+	case elf.EM_X86_64:
+		// user_regs_struct: r15 … orig_rax (16 registers), rip, cs,
+		// eflags, rsp.
+		return 112 + 16*8, 112 + 19*8, true
+	case elf.EM_AARCH64:
+		// user_pt_regs: x0…x30, sp, pc.
+		return 112 + 32*8, 112 + 31*8, true
+	}
+	return 0, 0, false
 }
 
 // ReadCore summarises the ELF core file r of the given size. It reads only
@@ -422,8 +454,14 @@ func (c *coreFile) handleNote(br *bufio.Reader, typ uint32, descsz, fileOff uint
 		if descsz < pidOff+4 {
 			return 0
 		}
-		var buf [36]byte
+		var buf [384]byte
 		d := buf[:pidOff+4]
+		ipOff, spOff, regsKnown := regOffsets(c.machine, c.is64)
+		if regsKnown && descsz >= max(ipOff, spOff)+8 {
+			d = buf[:max(ipOff, spOff)+8]
+		} else {
+			regsKnown = false
+		}
 		if _, err := io.ReadFull(br, d); err != nil {
 			return 0
 		}
@@ -433,7 +471,12 @@ func (c *coreFile) handleNote(br *bufio.Reader, typ uint32, descsz, fileOff uint
 		st.sawPrstatus = true
 		sum.ThreadCount++
 		if len(sum.Threads) < MaxThreads {
-			sum.Threads = append(sum.Threads, int(int32(c.order.Uint32(d[pidOff:]))))
+			tid := int(int32(c.order.Uint32(d[pidOff:])))
+			sum.Threads = append(sum.Threads, tid)
+			if regsKnown {
+				sum.Registers = append(sum.Registers, ThreadRegisters{TID: tid,
+					IP: c.order.Uint64(d[ipOff:]), SP: c.order.Uint64(d[spOff:])})
+			}
 		}
 		return uint64(len(d))
 

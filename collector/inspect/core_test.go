@@ -11,7 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -598,5 +601,72 @@ func assertCore(t *testing.T, got, want *CoreSummary) {
 	w, _ := json.Marshal(want)
 	if !bytes.Equal(g, w) {
 		t.Errorf("ReadCore mismatch\n got: %s\nwant: %s", g, w)
+	}
+}
+
+// TestCoreRegistersMatchGDB: the IP and SP ReadCore takes from every
+// NT_PRSTATUS of a real gcore are the ones gdb shows for that thread.
+func TestCoreRegistersMatchGDB(t *testing.T) {
+	gcore := requireGcore(t)
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		t.Skip("gdb is not installed")
+	}
+	ipReg, spReg := "rip", "rsp"
+	switch runtime.GOARCH {
+	case "amd64":
+	case "arm64":
+		ipReg, spReg = "pc", "sp"
+	default:
+		t.Skipf("no pr_reg layout for %s", runtime.GOARCH)
+	}
+	h := startHelper(t, buildHelper(t))
+	path := gcoreOf(t, gcore, h.pid)
+	sum, err := readCoreFile(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Registers) != len(sum.Threads) || len(sum.Registers) < 2 {
+		t.Fatalf("%d register sets for threads %v", len(sum.Registers), sum.Threads)
+	}
+	out, err := exec.CommandContext(testContext(t), gdb, "-nx", "-batch", "-ex", "set pagination off",
+		"-ex", "thread apply all info registers "+ipReg+" "+spReg, h.path, path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gdb: %v\n%s", err, out)
+	}
+	// "Thread 2 (LWP 1234):" then "rip  0x401136  0x401136 <main+22>".
+	lwp := regexp.MustCompile(`\(LWP (\d+)\)`)
+	want := map[int]ThreadRegisters{}
+	tid := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if m := lwp.FindStringSubmatch(line); m != nil {
+			tid, _ = strconv.Atoi(m[1])
+			continue
+		}
+		f := strings.Fields(line)
+		if tid == 0 || len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseUint(strings.TrimPrefix(f[1], "0x"), 16, 64)
+		if err != nil {
+			continue
+		}
+		r := want[tid]
+		r.TID = tid
+		switch f[0] {
+		case ipReg:
+			r.IP = v
+		case spReg:
+			r.SP = v
+		}
+		want[tid] = r
+	}
+	if len(want) != len(sum.Registers) {
+		t.Fatalf("gdb shows %d threads, ReadCore %d\n%s", len(want), len(sum.Registers), out)
+	}
+	for _, got := range sum.Registers {
+		if w := want[got.TID]; w != got || got.IP == 0 || got.SP == 0 {
+			t.Errorf("thread %d: ReadCore IP %#x SP %#x, gdb IP %#x SP %#x", got.TID, got.IP, got.SP, w.IP, w.SP)
+		}
 	}
 }

@@ -41,6 +41,11 @@ type CrashReport struct {
 	Architecture   string `json:"architecture,omitempty"`
 	// CrashedThreadID is the crashed thread's native_thread_id ("0x1a2b").
 	CrashedThreadID string `json:"crashedThreadId,omitempty"`
+	// CrashedThreadIP and CrashedThreadSP are the crashed thread's ctx.IP
+	// and ctx.SP as written ("0x7f3a…"): with the TID they name one thread
+	// of one process, which is how a report is proven to belong to a core.
+	CrashedThreadIP string `json:"crashedThreadIP,omitempty"`
+	CrashedThreadSP string `json:"crashedThreadSP,omitempty"`
 	// CrashedThreadFrames are the top MaxFrames frames of the crashed thread;
 	// if no thread is marked crashed, of the first thread with a managed
 	// exception, else of the first thread. Frames the writer grouped as
@@ -235,6 +240,7 @@ const (
 	roleThread
 	roleFrames // stack_frames, unmanaged_frames (older runtimes) or repeated_frames
 	roleFrame  // a frame, or the object wrapping repeated frames
+	roleCtx    // a thread's register context (IP, SP, BP)
 )
 
 type reportLevel struct {
@@ -249,6 +255,7 @@ type threadInfo struct {
 	exceptionType string
 	hresult       string
 	tid           string
+	ip, sp        string
 	frames        []Frame
 }
 
@@ -298,6 +305,8 @@ func (b *reportBuilder) open(key string, array bool) {
 		role = roleThread
 		b.finishThread()
 		b.cur = &threadInfo{}
+	case b.top() == roleThread && !array && key == "ctx":
+		role = roleCtx
 	case b.top() == roleThread && array && (key == "stack_frames" || key == "unmanaged_frames"):
 		role = roleFrames
 	case b.top() == roleFrames && !array:
@@ -362,6 +371,15 @@ func (b *reportBuilder) value(key string, raw []byte) {
 			t.hresult = cleanString(raw)
 		case "native_thread_id":
 			t.tid = cleanString(raw)
+		}
+	case roleCtx:
+		if t := b.cur; t != nil {
+			switch key {
+			case "IP":
+				t.ip = cleanString(raw)
+			case "SP":
+				t.sp = cleanString(raw)
+			}
 		}
 	case roleFrame:
 		if key == "crashed" || key == "native_thread_id" {
@@ -445,6 +463,7 @@ func (b *reportBuilder) result(partial bool) *CrashReport {
 		rep.ExceptionType = t.exceptionType
 		rep.HResult = t.hresult
 		rep.CrashedThreadID = t.tid
+		rep.CrashedThreadIP, rep.CrashedThreadSP = t.ip, t.sp
 	case b.withExc != nil:
 		t = b.withExc
 	default:

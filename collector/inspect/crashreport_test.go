@@ -122,6 +122,7 @@ func crashReportFixtures() []crashReportFixture {
 				threads: []fxThread{mainThread, idleThread(0x1a31), nativeThread(0x1a2f)}},
 			want: with(func(r *CrashReport) {
 				r.ExceptionType, r.HResult, r.CrashedThreadID = "System.InvalidOperationException", "0x80131509", "0x1a2b"
+				r.CrashedThreadIP, r.CrashedThreadSP = "0x7f0e3b2410fc", "0x7ffd5c3e0700" // mainThread
 				r.CrashedThreadFrames = mainFrames
 			}),
 		},
@@ -134,6 +135,7 @@ func crashReportFixtures() []crashReportFixture {
 				}}}},
 			want: with(func(r *CrashReport) {
 				r.CrashedThreadID = "0x1a40"
+				r.CrashedThreadIP, r.CrashedThreadSP = "0x7f0e3c0010a0", "0x7f0dfcffe5f0"
 				r.CrashedThreadFrames = []Frame{
 					wantNative("crc32_update", "libchecksum.so", 0x30),
 					wantManaged("OrderService.Native.Checksum(Byte[])", "OrderService.dll", 0x0, 0x3a),
@@ -161,7 +163,7 @@ func crashReportFixtures() []crashReportFixture {
 			name:   "unescaped-quote",
 			report: fsTest(fsQuoted, "System.Exception", 0x80131500),
 			want: CrashReport{ExceptionType: "System.Exception", HResult: "0x80131500", ProcessName: "testhost", RuntimeVersion: runtimeVersion,
-				Architecture: "arm64", CrashedThreadID: "0x2b01", Partial: true, CrashedThreadFrames: []Frame{
+				Architecture: "arm64", CrashedThreadID: "0x2b01", CrashedThreadIP: "0x7f0e2a118000", CrashedThreadSP: "0x7ffd5c3e0000", Partial: true, CrashedThreadFrames: []Frame{
 					wantManaged(fsQuoted, "OrderService.Tests.dll", 0x1, 0x12),
 					wantManaged("System.RuntimeMethodHandle.InvokeMethod(System.Object, Void**, System.Signature, Boolean)", "System.Private.CoreLib.dll", 0x0, 0x0),
 				}},
@@ -170,7 +172,7 @@ func crashReportFixtures() []crashReportFixture {
 			name:   "backslash",
 			report: fsTest(fsBackslash, "System.IO.DirectoryNotFoundException", 0x80070003),
 			want: CrashReport{ExceptionType: "System.IO.DirectoryNotFoundException", HResult: "0x80070003", ProcessName: "testhost", RuntimeVersion: runtimeVersion,
-				Architecture: "arm64", CrashedThreadID: "0x2b01", Partial: true, CrashedThreadFrames: []Frame{
+				Architecture: "arm64", CrashedThreadID: "0x2b01", CrashedThreadIP: "0x7f0e2a118000", CrashedThreadSP: "0x7ffd5c3e0000", Partial: true, CrashedThreadFrames: []Frame{
 					wantManaged(fsBackslash, "OrderService.Tests.dll", 0x1, 0x12),
 					wantManaged("System.RuntimeMethodHandle.InvokeMethod(System.Object, Void**, System.Signature, Boolean)", "System.Private.CoreLib.dll", 0x0, 0x0),
 				}},
@@ -181,6 +183,7 @@ func crashReportFixtures() []crashReportFixture {
 				threads: []fxThread{overflow(0x1a2b, true), idleThread(0x1a31)}},
 			want: with(func(r *CrashReport) {
 				r.ExceptionType, r.HResult, r.CrashedThreadID = "System.StackOverflowException", "0x800703e9", "0x1a2b"
+				r.CrashedThreadIP, r.CrashedThreadSP = "0x7f0e2a11801c", "0x7ffd5c1e0010" // overflow()
 				r.CrashedThreadFrames = []Frame{
 					wantManaged("OrderService.Recursion.Descend(Int32)", "OrderService.dll", 0x4, 0x1c),
 					wantManaged("OrderService.Recursion.Descend(Int32)", "OrderService.dll", 0xb, 0x33),
@@ -198,6 +201,7 @@ func crashReportFixtures() []crashReportFixture {
 				threads: []fxThread{idleThread(0x1a2b), overflow(0x1a40, false), nativeThread(0x1a2f)}},
 			want: with(func(r *CrashReport) {
 				r.ExceptionType, r.HResult, r.CrashedThreadID, r.Partial = "System.StackOverflowException", "0x800703e9", "0x1a40", true
+				r.CrashedThreadIP, r.CrashedThreadSP = "0x7f0e2a11801c", "0x7ffd5c1e0010" // overflow()
 				r.CrashedThreadFrames = []Frame{
 					wantManaged("OrderService.Recursion.Descend(Int32)", "OrderService.dll", 0x4, 0x1c),
 					wantManaged("OrderService.Recursion.Descend(Int32)", "OrderService.dll", 0xb, 0x33),
@@ -215,6 +219,7 @@ func crashReportFixtures() []crashReportFixture {
 			want: with(func(r *CrashReport) {
 				r.RuntimeVersion = "6.0.2523.51912 @Commit: 9d3a2b1c"
 				r.ExceptionType, r.HResult, r.CrashedThreadID = "System.InvalidOperationException", "0x80131509", "0x1a2b"
+				r.CrashedThreadIP, r.CrashedThreadSP = "0x7f0e3b2410fc", "0x7ffd5c3e0700" // mainThread
 				r.CrashedThreadFrames = mainFrames
 			}),
 		},
@@ -524,6 +529,8 @@ func checkReportInvariants(t *testing.T, r *CrashReport) {
 	check("RuntimeVersion", r.RuntimeVersion)
 	check("Architecture", r.Architecture)
 	check("CrashedThreadID", r.CrashedThreadID)
+	check("CrashedThreadIP", r.CrashedThreadIP)
+	check("CrashedThreadSP", r.CrashedThreadSP)
 	for _, f := range r.CrashedThreadFrames {
 		check("Method", f.Method)
 		check("Module", f.Module)

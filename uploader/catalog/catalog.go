@@ -349,6 +349,13 @@ func (c *Catalog) scan(ctx context.Context, prefix string) ([]*Dump, error) {
 	}
 	var out []*Dump
 	for _, k := range keys {
+		if stem, ok := strings.CutSuffix(k, manifest.CrashReportSuffix); ok {
+			_, obj := sizes[stem]
+			_, man := sizes[stem+".json"]
+			if obj || man {
+				continue // a dump's crash report, named in its manifest
+			}
+		}
 		var d *Dump
 		if ms, ok := sizes[k+".json"]; ok {
 			// k has a manifest beside it: k is a dump.

@@ -203,3 +203,25 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// CrashReport returns the stored .NET crash report of dump d as a dump of
+// its own, for Fetch: verified against the size and SHA-256 d's manifest
+// recorded for it. It fails when the manifest names none (an agent before
+// reports were stored, or a dump without a report).
+func (d *Dump) CrashReport() (*Dump, error) {
+	m := d.Manifest
+	if m == nil {
+		return nil, fmt.Errorf("get %s: no manifest, so no crash report is known", d.Key)
+	}
+	cr := m.CrashReport
+	if cr == nil || cr.Key == "" {
+		if m.File.CrashReport != "" {
+			return nil, fmt.Errorf("get %s: the crash report %s was not stored (collected by agent %s, which kept only its summary)", d.Key, m.File.CrashReport, m.AgentVersion)
+		}
+		return nil, fmt.Errorf("get %s: this dump has no crash report", d.Key)
+	}
+	rm := &manifest.Manifest{SchemaVersion: m.SchemaVersion, ID: m.ID, Node: m.Node,
+		File:   manifest.File{Name: m.File.CrashReport, SHA256: cr.SHA256, Size: cr.Size},
+		Object: manifest.Object{Compression: manifest.CompressionNone, Key: cr.Key}}
+	return &Dump{Key: cr.Key, StoredSize: cr.Size, ManifestSize: -1, Manifest: rm, KeyInfo: d.KeyInfo, Parsed: d.Parsed}, nil
+}

@@ -39,7 +39,9 @@ type Manifest struct {
 	Incomplete       bool   `json:"incomplete"`
 	IncompleteReason string `json:"incompleteReason,omitempty"`
 	// Kind is what the file looks like: elf-core, minidump, hprof,
-	// heapsnapshot or unknown.
+	// heapsnapshot or unknown; crash-report for a .NET crash report that no
+	// dump was proven to own (DOTNET_EnableCrashReportOnly=1, a createdump
+	// that failed after the report): then the object is the report itself.
 	Kind string `json:"kind,omitempty"`
 
 	File        File         `json:"file"`
@@ -173,7 +175,25 @@ type CrashReport struct {
 	// Partial is set when the report was not valid JSON (the runtime does
 	// not escape strings) or was truncated and only part could be read.
 	Partial bool `json:"partial,omitempty"`
+	// Key is the stored report, <dump key>.crashreport.json, uploaded and
+	// verified beside the dump with its Size and SHA256 (of the report as
+	// written); empty when the report could not be stored.
+	Key    string `json:"key,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// PairedBy is the proof that this report is the dump's own: "writer"
+	// (one process, same PID and start time, wrote both) or "thread" (the
+	// report's crashed thread, TID, IP and SP, is a thread of the core).
+	// Never the file name: replicas share it.
+	PairedBy string `json:"pairedBy,omitempty"`
 }
+
+// KindCrashReport is the Kind of a manifest whose object is a crash report
+// without a dump.
+const KindCrashReport = "crash-report"
+
+// CrashReportSuffix is what a crash report's object key adds to its dump's.
+const CrashReportSuffix = ".crashreport.json"
 
 // Frame is one stack frame of the crashed thread.
 type Frame struct {

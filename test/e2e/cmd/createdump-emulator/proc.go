@@ -17,6 +17,9 @@ type processFacts struct {
 	comm, cmdline        string
 	tids                 []int
 	maps                 []mapping
+	// stackEnd is the end of the [stack] mapping: where the main thread's
+	// stack starts, randomised per process by ASLR.
+	stackEnd uint64
 }
 
 func gatherProcess(pid int) processFacts {
@@ -68,6 +71,7 @@ func gatherProcess(pid int) processFacts {
 		p.tids = []int{pid}
 	}
 	p.maps, _ = readMaps(dir + "/maps")
+	p.stackEnd = stackEnd(dir + "/maps")
 	return p
 }
 
@@ -82,7 +86,38 @@ func (p processFacts) registers() (ip, sp, bp uint64) {
 		}
 	}
 	sp = 0x7ffd5c3a1e40
+	if p.stackEnd > 0x30000 {
+		// Real registers differ between two processes of one image:
+		// the stack is randomised, so the crash report's ctx.SP and the
+		// core's NT_PRSTATUS name this process only, as createdump's do.
+		sp = (p.stackEnd - 0x21e40) &^ 0xf
+	}
 	return ip, sp, sp + 0x60
+}
+
+// stackEnd returns the end address of the [stack] mapping in a maps file,
+// 0 if there is none.
+func stackEnd(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[5] != "[stack]" {
+			continue
+		}
+		_, hi, ok := strings.Cut(f[0], "-")
+		if !ok {
+			return 0
+		}
+		end, err := strconv.ParseUint(hi, 16, 64)
+		if err != nil {
+			return 0
+		}
+		return end
+	}
+	return 0
 }
 
 func (p processFacts) core(pid int) coreProcess {
