@@ -115,7 +115,7 @@ type world struct {
 	logs     *lockedBuffer
 
 	originals map[string][]byte
-	reports   map[string][]byte // crash reports written beside dumps, by logical name
+	reports   map[string][]byte        // crash reports written beside dumps, by logical name
 	dumps     map[string]*catalog.Dump // by logical name, after populate
 	t1        time.Time                // key time of the first batch
 	since     time.Time                // a time between the two batches
