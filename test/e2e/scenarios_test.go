@@ -547,7 +547,9 @@ func testAgentPodDeleted(t *testing.T, f *agentFixture) {
 			m.Object.Key, st.LastModified, cur.CreationTimestamp)
 	}
 	f.waitNodeClean(t, ns, 2*time.Minute)
-	// Exactly once: one manifest, one dump object under the pod's prefix.
+	// Exactly once: one manifest, one dump object and its own crash report
+	// under the pod's prefix, though the agent that claimed the report was
+	// killed before it stored either.
 	var objs []string
 	for o := range f.s3.ListObjects(ctxFor(t, time.Minute), env.S3Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if o.Err != nil {
@@ -555,9 +557,11 @@ func testAgentPodDeleted(t *testing.T, f *agentFixture) {
 		}
 		objs = append(objs, o.Key)
 	}
-	if len(objs) != 2 || !slices.Contains(objs, m.Object.Key) || !slices.Contains(objs, m.manifestKey) {
-		t.Errorf("objects under %s: %v; want exactly the dump %s and its manifest", prefix, objs, m.Object.Key)
+	if len(objs) != 3 || !slices.Contains(objs, m.Object.Key) || !slices.Contains(objs, m.manifestKey) ||
+		!slices.Contains(objs, m.Object.Key+".crashreport.json") {
+		t.Errorf("objects under %s: %v; want exactly the dump %s, its crash report and its manifest", prefix, objs, m.Object.Key)
 	}
+	f.verifyCrashReport(t, m, "System.Exception")
 	if m.File.Size != size || m.Incomplete || m.Pod.UID != string(p.UID) {
 		t.Errorf("%s: size %d incomplete %v pod uid %s; want %d, complete, %s", m.manifestKey, m.File.Size, m.Incomplete, m.Pod.UID, size, p.UID)
 	}
