@@ -127,7 +127,7 @@ func TestCrashReportSameNameRace(t *testing.T) {
 		// reportsByWriter: the writer holds its report open until the
 		// agent saw it (createdump writing a large report), and the dumps
 		// are not ELF cores: only the writer proves the pairing. Else the
-		// test process writes the reports in one go (no writer to see),
+		// test process renames each finished report into place (no writer to see),
 		// the dumps are real gcores, and only the crashed thread does.
 		reportsByWriter bool
 		basis           string
@@ -185,9 +185,7 @@ func TestCrashReportSameNameRace(t *testing.T) {
 					c.w.do("write " + c.rSrc)
 					c.w.do("close")
 				} else {
-					if err := os.WriteFile(reportPath, c.report, 0o644); err != nil {
-						t.Fatal(err)
-					}
+					e.placeWhole(t, rel+manifest.CrashReportSuffix, c.report)
 				}
 				eventually(t, 20*time.Second, "report claimed", func() bool {
 					_, err := os.Lstat(reportPath)
@@ -248,6 +246,12 @@ func TestCrashReportSameNameRace(t *testing.T) {
 // proves, even with a dump of the same name beside it, is stored with a
 // manifest of its own (kind crash-report) after --max-settle-wait, the way
 // DOTNET_EnableCrashReportOnly=1 or a failed createdump leave one.
+//
+// Every file here is renamed into place whole. Written in place, the test
+// process would be the open writer of both "alone" files, and the agent,
+// when its fd scan catches that writer, rightly pairs them by writer: one
+// process wrote both. A fresh-clone CI run caught it so; which basis
+// applies must not depend on the scan's timing.
 func TestCrashReportLateAndAlone(t *testing.T) {
 	e := newEnv(t, true)
 	cfg := e.config()
@@ -265,14 +269,10 @@ func TestCrashReportLateAndAlone(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(e.dumpDir, "late"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(e.dumpDir, "late", "coredump.1.dmp"), lateDump, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.placeWhole(t, "late/coredump.1.dmp", lateDump)
 	eventually(t, 30*time.Second, "late dump stored", func() bool { return len(e.dumps()) == 1 })
 	lateReport := dumptest.Boom().Of(t, lateCore).Render()
-	if err := os.WriteFile(filepath.Join(e.dumpDir, "late", "coredump.1.dmp.crashreport.json"), lateReport, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.placeWhole(t, "late/coredump.1.dmp.crashreport.json", lateReport)
 
 	// Alone: a report whose same-name dump is another process's core.
 	otherCore := filepath.Join(src, "other")
@@ -283,16 +283,12 @@ func TestCrashReportLateAndAlone(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(e.dumpDir, "alone"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(e.dumpDir, "alone", "coredump.1.dmp.crashreport.json"), aloneReport, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.placeWhole(t, "alone/coredump.1.dmp.crashreport.json", aloneReport)
 	otherDump, err := os.ReadFile(otherCore)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(e.dumpDir, "alone", "coredump.1.dmp"), otherDump, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.placeWhole(t, "alone/coredump.1.dmp", otherDump)
 
 	eventually(t, 30*time.Second, "everything stored", func() bool {
 		ds := e.dumps()
@@ -340,5 +336,18 @@ func TestCrashReportLateAndAlone(t *testing.T) {
 		if got := metric(t, e.reg, "crashdump_crash_reports_total", "outcome", outcome); got != want {
 			t.Errorf("crashdump_crash_reports_total{outcome=%q} = %v, want %v", outcome, got, want)
 		}
+	}
+}
+
+// placeWhole puts data at rel in the dump directory by renaming a finished
+// file into place, so no process has it open when the agent sees it.
+func (e *env) placeWhole(t *testing.T, rel string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(e.base, "placing")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(e.dumpDir, rel)); err != nil {
+		t.Fatal(err)
 	}
 }
