@@ -289,10 +289,15 @@ func TestCrashReportLateAndAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.placeWhole(t, "alone/coredump.1.dmp", otherDump)
+	// Lone: a report and no dump at all (EnableCrashReportOnly).
+	if err := os.MkdirAll(filepath.Join(e.dumpDir, "lone"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.placeWhole(t, "lone/coredump.1.dmp.crashreport.json", aloneReport)
 
 	eventually(t, 30*time.Second, "everything stored", func() bool {
 		ds := e.dumps()
-		if len(ds) != 3 {
+		if len(ds) != 4 {
 			return false
 		}
 		for _, d := range ds {
@@ -332,7 +337,13 @@ func TestCrashReportLateAndAlone(t *testing.T) {
 	if !bytes.Equal(alone.original(t), aloneReport) {
 		t.Errorf("report alone stored with other bytes")
 	}
-	for outcome, want := range map[string]float64{"attached_late": 1, "own_manifest": 1, "attached": 0} {
+	lone := byPath["lone/coredump.1.dmp.crashreport.json"]
+	if lone.manifest == nil || lone.manifest.Kind != manifest.KindCrashReport || !bytes.Equal(lone.original(t), aloneReport) {
+		t.Fatalf("report with no dump: manifest %+v", lone.manifest)
+	}
+	// alone's report met a dump of its name that did not prove it
+	// (unproven); lone's met none (own_manifest).
+	for outcome, want := range map[string]float64{"attached_late": 1, "own_manifest": 1, "unproven": 1, "attached": 0} {
 		if got := metric(t, e.reg, "crashdump_crash_reports_total", "outcome", outcome); got != want {
 			t.Errorf("crashdump_crash_reports_total{outcome=%q} = %v, want %v", outcome, got, want)
 		}

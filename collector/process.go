@@ -215,7 +215,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		return err
 	}
 	if rec.Kind == kindReport {
-		a.m.crashReports.WithLabelValues(ReportOwn).Inc()
+		a.m.crashReports.WithLabelValues(a.shelf.ownOutcome(it)).Inc()
 	} else {
 		a.rememberStored(it, p.Destination, p.Key, m)
 	}

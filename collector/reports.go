@@ -51,6 +51,9 @@ type reportShelf struct {
 	mu      sync.Mutex
 	reports map[*item]int
 	stored  []*storedDump
+	// contested: reports a dump of their name was checked against and not
+	// proven to be (counted "unproven" when stored on their own).
+	contested map[*item]bool
 }
 
 // storedDump is a dump stored without a crash report: a late report proven
@@ -63,7 +66,32 @@ type storedDump struct {
 	claimed         bool // a late report is being attached
 }
 
-func newReportShelf() *reportShelf { return &reportShelf{reports: map[*item]int{}} }
+func newReportShelf() *reportShelf {
+	return &reportShelf{reports: map[*item]int{}, contested: map[*item]bool{}}
+}
+
+// contest marks reports a same-name dump did not prove to be its own.
+func (s *reportShelf) contest(its []*item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, it := range its {
+		if _, ok := s.reports[it]; ok {
+			s.contested[it] = true
+		}
+	}
+}
+
+// ownOutcome is the metric outcome of a report stored on its own:
+// "unproven" when a dump of its name came and did not prove it,
+// "own_manifest" when none came.
+func (s *reportShelf) ownOutcome(it *item) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.contested[it] {
+		return ReportUnproven
+	}
+	return ReportOwn
+}
 
 func (s *reportShelf) add(it *item) {
 	s.mu.Lock()
@@ -114,6 +142,7 @@ func (s *reportShelf) forget(it *item) bool {
 	defer s.mu.Unlock()
 	_, ok := s.reports[it]
 	delete(s.reports, it)
+	delete(s.contested, it)
 	return ok
 }
 
@@ -138,7 +167,7 @@ func (s *reportShelf) expire(now time.Time, window time.Duration) {
 
 // lateMatch returns the one remembered dump that r proves, marked claimed,
 // or nil.
-func (s *reportShelf) lateMatch(reportPath string, r pair.Report, window time.Duration) (*storedDump, string) {
+func (s *reportShelf) lateMatch(it *item, reportPath string, r pair.Report, window time.Duration) (*storedDump, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(time.Now(), window)
@@ -148,12 +177,17 @@ func (s *reportShelf) lateMatch(reportPath string, r pair.Report, window time.Du
 		if d.claimed || d.path+manifest.CrashReportSuffix != reportPath {
 			continue
 		}
-		if b := pair.Prove(r, d.ev); b != "" {
-			if found != nil {
-				return nil, "" // two dumps prove it: no proof
+		b := pair.Prove(r, d.ev)
+		if b == "" {
+			if _, ok := s.reports[it]; ok {
+				s.contested[it] = true
 			}
-			found, basis = d, b
+			continue
 		}
+		if found != nil {
+			return nil, "" // two dumps prove it: no proof
+		}
+		found, basis = d, b
 	}
 	if found != nil {
 		found.claimed = true
@@ -232,6 +266,7 @@ func (a *Agent) takeReport(it *item, ev pair.Dump) bool {
 	if i < 0 {
 		a.log.Info("crash report of the same name not proven to be this dump's; not attached",
 			"path", rec.Path, "id", rec.ID, "reports", len(cands))
+		a.shelf.contest(cands)
 		return false
 	}
 	c := cands[i]
@@ -345,7 +380,7 @@ func (a *Agent) findLateDump(it *item) {
 	if err != nil && len(r.Writers) == 0 {
 		return
 	}
-	if d, basis := a.shelf.lateMatch(it.rec.Path, r, a.cfg.MaxSettleWait); d != nil {
+	if d, basis := a.shelf.lateMatch(it, it.rec.Path, r, a.cfg.MaxSettleWait); d != nil {
 		it.lateFor, it.lateBasis = d, basis
 	}
 }
