@@ -414,7 +414,7 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 			a.log.Info("crash report unreadable", "path", rec.Path, "err", err)
 		}
 	}
-	att := a.res.Resolve(ctx, Evidence{Path: rec.Path, Writers: rec.Writers, ClaimedAt: rec.ClaimedAt})
+	att := a.res.Resolve(ctx, Evidence{Path: rec.Path, Writers: rec.Writers, ClaimedAt: rec.ClaimedAt, Written: info.Mtime})
 	m.Pod = att.Pod
 	m.Correlation = manifest.Correlation{Method: att.Method, Reason: att.Reason, Candidates: att.Candidates}
 	if m.Correlation.Method == "" {

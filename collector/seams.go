@@ -33,6 +33,10 @@ type Evidence struct {
 	// Writers are the processes that held the file open at claim time.
 	Writers   []Writer
 	ClaimedAt time.Time
+	// Written is the dump's last modification: a crashed process ends
+	// after its last write, so an unattributed dump's candidates are the
+	// containers that ended abnormally around it.
+	Written time.Time
 }
 
 // Attribution is a PodResolver's answer.

@@ -213,7 +213,7 @@ func writeDescription(w io.Writer, mode cliMode, s *session, d *catalog.Dump, no
 	}
 	p.line("Correlation", corr)
 	for _, c := range m.Correlation.Candidates {
-		p.line("  candidate", c.Namespace+"/"+c.Name)
+		p.line("  candidate", candidateLine(c, m.File.ModTime))
 	}
 
 	if cr := m.CrashReport; cr != nil {
@@ -324,4 +324,42 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// candidateLine is one candidate pod; a candidate ranked by evidence also
+// says which container ended, how, and when against the dump's last write:
+// "shop/api-x2k4p container api: exit 139 SIGSEGV (Error), 1s after the
+// dump's last write, restart count 2".
+func candidateLine(c manifest.PodRef, written time.Time) string {
+	s := c.Namespace + "/" + c.Name
+	if c.Container != "" {
+		s += " container " + c.Container
+	}
+	t := c.Termination
+	if t == nil {
+		return s
+	}
+	exit := fmt.Sprintf("exit %d", t.ExitCode)
+	if t.SignalName != "" {
+		exit += " " + t.SignalName
+	}
+	if t.Reason != "" {
+		exit += " (" + t.Reason + ")"
+	}
+	s += ": " + exit
+	if !t.FinishedAt.IsZero() && !written.IsZero() {
+		d := t.FinishedAt.Sub(written).Round(time.Second)
+		switch {
+		case d > 0:
+			s += fmt.Sprintf(", %s after the dump's last write", d)
+		case d < 0:
+			s += fmt.Sprintf(", %s before the dump's last write", -d)
+		default:
+			s += ", as the dump was last written"
+		}
+	}
+	if c.RestartCount != nil {
+		s += fmt.Sprintf(", restart count %d", *c.RestartCount)
+	}
+	return s
 }

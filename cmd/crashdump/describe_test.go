@@ -122,3 +122,26 @@ func testDescribe(t *testing.T, w *world) {
 		}
 	})
 }
+
+func TestCandidateLine(t *testing.T) {
+	w := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		c    manifest.PodRef
+		want string
+	}{
+		{"a pod only", manifest.PodRef{Namespace: "shop", Name: "api-x2k4p"}, "shop/api-x2k4p"},
+		{"ranked", manifest.PodRef{Namespace: "shop", Name: "api-x2k4p", Container: "api", RestartCount: manifest.Restarts(2),
+			Termination: &manifest.Termination{ExitCode: 139, Signal: 11, SignalName: "SIGSEGV", Reason: "Error", FinishedAt: w.Add(1200 * time.Millisecond)}},
+			"shop/api-x2k4p container api: exit 139 SIGSEGV (Error), 1s after the dump's last write, restart count 2"},
+		{"ended before", manifest.PodRef{Namespace: "batch", Name: "job", Container: "run",
+			Termination: &manifest.Termination{ExitCode: 1, FinishedAt: w.Add(-2 * time.Second)}},
+			"batch/job container run: exit 1, 2s before the dump's last write"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := candidateLine(tc.c, w); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

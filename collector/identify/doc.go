@@ -64,6 +64,16 @@
 //
 //  4. none. Node-level facts only; the dump is still uploaded. Reason says
 //     why, including a pod list failure (kubelet down, 401, 500, garbage).
+
+// An answer without a pod ("none", or namespace-only) ranks its candidates
+// by evidence: the container instances on this node (of that namespace,
+// for namespace-only) that ended abnormally (non-zero exit, a signal, OOM)
+// from 3 s before to 1 min after the dump's last write, nearest first,
+// each with its container ID, restart count and termination; then the
+// other candidates. A recent dump waits for such an end up to
+// TerminationWait. The ranking is a lead for a person: it never sets the
+// method or the pod, because two crashes in one minute are common (a
+// crash-looping Deployment) and the nearest end is not proof.
 //
 // Writer evidence outranks the path: a pod that shares a hostPath volume can
 // write into another namespace's directory. When the writer's pod is known

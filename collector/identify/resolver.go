@@ -105,6 +105,14 @@ func (r *Resolver) Resolve(ctx context.Context, ev collector.Evidence) collector
 	if a.Method == "" {
 		a.Method = manifest.MethodNone
 	}
+	switch {
+	case a.Method == manifest.MethodNone:
+		a.Candidates = s.rank(ctx, a.Candidates, "")
+		a.Reason = s.reason()
+	case a.Pod != nil && a.Pod.Name == "" && a.Pod.Namespace != "":
+		a.Candidates = s.rank(ctx, a.Candidates, a.Pod.Namespace)
+		a.Reason = s.reason()
+	}
 	s.policy(ctx, &a)
 	log := r.log.With("path", ev.Path, "method", a.Method)
 	if a.Pod != nil {

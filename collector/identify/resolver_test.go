@@ -636,3 +636,89 @@ func pollUntil(d time.Duration, cond func() bool) error {
 	}
 	return nil
 }
+
+// TestResolveRanksCandidates: an unattributed dump's candidates are the
+// containers on the node that ended abnormally around its last write,
+// nearest first, each with its instance and exit; a clean exit or an end
+// outside the window is no lead.
+// The method stays "none" and no pod is named.
+func TestResolveRanksCandidates(t *testing.T) {
+	t0 := time.Now().Add(-30 * time.Minute).UTC().Truncate(time.Second)
+	ps := nodePods()
+	for i := range ps {
+		ps[i].Created = t0 // shop api's earlier instance: 139 at t0+52s; worker's init container: exit 0 at t0+3s
+	}
+	// Ended (state terminated) at Created+122s.
+	jobX := podstest.Pod{Namespace: "batch", Name: "job-x", UID: podstest.UID("job-x"), Node: node, Created: t0,
+		Containers: []podstest.Container{{Name: "run", Image: "registry.example.com/job:1", ID: "containerd://" + podstest.Hex64("job-x run"), Exited: true, ExitCode: 1}}}
+	jobY := podstest.Pod{Namespace: "batch", Name: "job-y", UID: podstest.UID("job-y"), Node: node, Created: t0.Add(10 * time.Second),
+		Containers: []podstest.Container{{Name: "run", Image: "registry.example.com/job:1", ID: "containerd://" + podstest.Hex64("job-y run"), Exited: true, ExitCode: 134}}}
+	src, _ := startSource(t, "kubelet", append(ps, jobX, jobY)...)
+	r, _ := newResolver(t, src)
+
+	type lead struct{ pod, container, exit, restarts string }
+	for _, tc := range []struct {
+		name    string
+		written time.Duration // after t0
+		want    []lead
+	}{
+		{"the crash a second after the write", 51 * time.Second, []lead{{"shop/api-7d9f8c6b5-x2k4p", "api", "139/SIGSEGV", "0"}}},
+		{"nearest first", 120 * time.Second, []lead{{"batch/job-x", "run", "1/", "0"}, {"batch/job-y", "run", "134/SIGABRT", "0"}}},
+		{"an end before the write is no lead", 126 * time.Second, []lead{{"batch/job-y", "run", "134/SIGABRT", "0"}}},
+		{"a clean exit is no lead", -10 * time.Second, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.Resolve(context.Background(), collector.Evidence{Path: "coredump.1.dmp", ClaimedAt: time.Now(), Written: t0.Add(tc.written)})
+			var names []string
+			for _, l := range tc.want {
+				names = append(names, l.pod)
+			}
+			check(t, got, want{method: "none", candidates: names})
+			for i, l := range tc.want {
+				if i >= len(got.Candidates) {
+					break
+				}
+				c := got.Candidates[i]
+				exit, rc := "", ""
+				if c.Termination != nil {
+					exit = fmt.Sprintf("%d/%s", c.Termination.ExitCode, c.Termination.SignalName)
+				}
+				if c.RestartCount != nil {
+					rc = fmt.Sprint(*c.RestartCount)
+				}
+				if c.Container != l.container || exit != l.exit || rc != l.restarts || !strings.HasPrefix(c.ContainerID, "containerd://") {
+					t.Errorf("candidate %d: container %q (%q) exit %q restarts %q, want %q exit %q restarts %q",
+						i, c.Container, c.ContainerID, exit, rc, l.container, l.exit, l.restarts)
+				}
+			}
+			if len(tc.want) > 0 && !strings.Contains(got.Reason, "never used to attribute") {
+				t.Errorf("reason %q does not say the ranking is not an attribution", got.Reason)
+			}
+		})
+	}
+
+	// A recent dump: the resolver waits, bounded, for the kubelet to
+	// report the crashed container's end.
+	src2, srv := startSource(t, "kubelet", nodePods()...)
+	cache := pods.NewCache(src2, pods.CacheOptions{MinInterval: 20 * time.Millisecond}, discard(), prometheus.NewRegistry())
+	t.Cleanup(cache.Close)
+	long := identify.New(cache, identify.Options{Timeout: 20 * time.Second, TerminationWait: 15 * time.Second}, discard())
+	written := time.Now().UTC()
+	done := make(chan collector.Attribution, 1)
+	before := srv.Requests()
+	go func() {
+		done <- long.Resolve(context.Background(), collector.Evidence{Path: "coredump.1.dmp", ClaimedAt: written, Written: written})
+	}()
+	if err := pollUntil(10*time.Second, func() bool { return srv.Requests() >= before+2 }); err != nil {
+		t.Fatalf("the resolver did not look again for an end: %v", err)
+	}
+	ended := jobX
+	ended.Created = written.Add(-121 * time.Second) // ended a second after the write
+	srv.SetPods(append(nodePods(), ended)...)
+	select {
+	case got := <-done:
+		check(t, got, want{method: "none", candidates: []string{"batch/job-x"}})
+	case <-time.After(15 * time.Second):
+		t.Fatal("Resolve did not return after the end was reported")
+	}
+}

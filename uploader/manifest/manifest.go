@@ -157,11 +157,20 @@ type Correlation struct {
 	Candidates []PodRef `json:"candidates,omitempty"`
 }
 
-// PodRef names a pod that could have written the dump.
+// PodRef names a pod that could have written the dump. A candidate
+// ranked by evidence also names the container instance of it that ended
+// abnormally within the dump's window, and how: a lead for a person, never
+// an attribution.
 type PodRef struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	UID       string `json:"uid,omitempty"`
+	// Container, ContainerID, RestartCount and Termination: the instance
+	// that ended (ranked candidates only).
+	Container    string       `json:"container,omitempty"`
+	ContainerID  string       `json:"containerID,omitempty"`
+	RestartCount *int32       `json:"restartCount,omitempty"`
+	Termination  *Termination `json:"termination,omitempty"`
 }
 
 // CrashReport summarises a .NET <dump>.crashreport.json.
