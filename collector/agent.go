@@ -173,7 +173,10 @@ type Agent struct {
 	prio  *ClaimPriority // nil: claims do not pause uploads
 	// shelf holds claimed crash reports until their dump proves them; a
 	// worker that takes one tells the scheduler on reportGone.
-	shelf      *reportShelf
+	shelf *reportShelf
+	// related remembers stored dumps by container instance, to link the
+	// dumps of one crash.
+	related    *relatedMemory
 	reportGone chan *item
 	res        PodResolver
 	note       Notifier
@@ -256,6 +259,7 @@ func New(cfg Config, d Deps) (*Agent, error) {
 		results:    make(chan result, cfg.UploadWorkers),
 		rejected:   map[rejectKey]bool{},
 		shelf:      newReportShelf(),
+		related:    &relatedMemory{},
 		reportGone: make(chan *item, 256),
 	}
 	if a.ping == nil {

@@ -211,13 +211,14 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 			return err
 		}
 	}
-	if err := a.putManifest(ctx, store, p.Key, m); err != nil {
+	sm, err := a.storeManifest(ctx, store, it, p.Key, p.Destination, m)
+	if err != nil {
 		return err
 	}
 	if rec.Kind == kindReport {
 		a.m.crashReports.WithLabelValues(a.shelf.ownOutcome(it)).Inc()
 	} else {
-		a.rememberStored(it, p.Destination, p.Key, m)
+		a.rememberStored(it, sm)
 	}
 
 	elapsed := time.Since(start)

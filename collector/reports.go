@@ -59,9 +59,9 @@ type reportShelf struct {
 // storedDump is a dump stored without a crash report: a late report proven
 // to be its own is added to it.
 type storedDump struct {
-	path, key, dest string
-	m               *manifest.Manifest
-	ev              pair.Dump
+	path string
+	sm   *storedManifest
+	ev   pair.Dump
 	at              time.Time
 	claimed         bool // a late report is being attached
 }
@@ -364,11 +364,11 @@ func (a *Agent) putReport(ctx context.Context, store uploader.Store, key, p stri
 }
 
 // rememberStored keeps a dump stored without a report for late reports.
-func (a *Agent) rememberStored(it *item, dest, key string, m *manifest.Manifest) {
+func (a *Agent) rememberStored(it *item, sm *storedManifest) {
 	if it.rec.CrashReport || it.proof == nil || (len(it.proof.Writers) == 0 && len(it.proof.Threads) == 0) {
 		return
 	}
-	a.shelf.remember(&storedDump{path: it.rec.Path, key: key, dest: dest, m: m, ev: *it.proof, at: time.Now()}, a.cfg.MaxSettleWait)
+	a.shelf.remember(&storedDump{path: it.rec.Path, sm: sm, ev: *it.proof, at: time.Now()}, a.cfg.MaxSettleWait)
 }
 
 // findLateDump looks for the stored dump a settled report belongs to.
@@ -398,29 +398,28 @@ func (a *Agent) processReport(ctx context.Context, it *item) (own bool, err erro
 	if d == nil {
 		return true, nil
 	}
-	store, ok := a.dests.Store(d.dest)
+	store, ok := a.dests.Store(d.sm.dest)
 	if !ok {
 		store, _ = a.dests.Store(DefaultDestination)
 	}
-	mc := *d.m
-	m := &mc
 	cr, _, rerr := reportEvidence(it.entry.Path(staging.DumpName), nil)
 	if rerr != nil {
 		cr = &manifest.CrashReport{}
 	}
-	obj, sum, err := a.putReport(ctx, store, d.key+manifest.CrashReportSuffix, it.entry.Path(staging.DumpName), m)
+	obj, sum, err := a.putReport(ctx, store, d.sm.key+manifest.CrashReportSuffix, it.entry.Path(staging.DumpName), d.sm.current())
 	if err != nil {
 		return false, err
 	}
 	cr.Key, cr.Size, cr.SHA256, cr.PairedBy = obj.Key, obj.Size, sum, it.lateBasis
-	m.CrashReport = cr
-	m.File.CrashReport = m.File.Name + manifest.CrashReportSuffix
-	if err := a.putManifest(ctx, store, d.key, m); err != nil {
+	if err := a.rewriteManifest(ctx, d.sm, func(m *manifest.Manifest) {
+		m.CrashReport = cr
+		m.File.CrashReport = m.File.Name + manifest.CrashReportSuffix
+	}); err != nil {
 		return false, err
 	}
 	a.shelf.dropStored(d)
 	a.m.crashReports.WithLabelValues(ReportAttachedLate).Inc()
-	a.log.Info("crash report attached late", "path", d.path, "key", d.key, "report_id", it.rec.ID,
+	a.log.Info("crash report attached late", "path", d.path, "key", d.sm.key, "report_id", it.rec.ID,
 		"paired_by", it.lateBasis, "waited_ms", time.Since(it.rec.ClaimedAt).Milliseconds())
 	if err := a.stage.Remove(it.entry); err != nil {
 		a.log.Error("remove attached crash report", "id", it.rec.ID, "err", err)

@@ -215,6 +215,9 @@ func writeDescription(w io.Writer, mode cliMode, s *session, d *catalog.Dump, no
 	for _, c := range m.Correlation.Candidates {
 		p.line("  candidate", candidateLine(c, m.File.ModTime))
 	}
+	for _, r := range m.Related {
+		p.line("Related", fmt.Sprintf("%s (%s), another dump of this container instance's crash", r.ID[:min(len(r.ID), 8)], r.Key))
+	}
 
 	if cr := m.CrashReport; cr != nil {
 		cs := p.section("Crash report")

@@ -174,6 +174,19 @@ func flagsOf(d *catalog.Dump) string {
 	return strings.Join(fl, ",")
 }
 
+// relatedIDs are the short IDs of the other dumps of the same crash
+// (manifest.related), comma-separated.
+func relatedIDs(m *manifest.Manifest) string {
+	if m == nil {
+		return ""
+	}
+	ids := make([]string, 0, len(m.Related))
+	for _, r := range m.Related {
+		ids = append(ids, r.ID[:min(len(r.ID), 8)])
+	}
+	return strings.Join(ids, ",")
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -186,7 +199,7 @@ const tableTime = "2006-01-02T15:04:05Z"
 func writeLsTable(w io.Writer, dumps []*catalog.Dump, wide, headers bool) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	if headers {
-		h := "TIME\tNAMESPACE\tPOD\tCONTAINER\tNODE\tSIZE\tSTORED\tEXCEPTION\tID"
+		h := "TIME\tNAMESPACE\tPOD\tCONTAINER\tNODE\tSIZE\tSTORED\tEXCEPTION\tRELATED\tID"
 		if wide {
 			h += "\tKIND\tCORRELATION\tFLAGS\tKEY"
 		}
@@ -206,9 +219,9 @@ func writeLsTable(w io.Writer, dumps []*catalog.Dump, wide, headers bool) error 
 		if wide {
 			id = d.ID()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
 			d.Time.UTC().Format(tableTime), d.Namespace, d.Pod, d.Container, dash(node),
-			humanBytes(size), humanBytes(stored), dash(exception(m)), id)
+			humanBytes(size), humanBytes(stored), dash(exception(m)), dash(relatedIDs(m)), id)
 		if wide {
 			kind, method := "", ""
 			if m != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crashdump-io/crashdump/uploader/catalog"
+	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
 func sha256Hex(b []byte) string {
@@ -115,7 +116,7 @@ func testLs(t *testing.T, w *world) {
 		}
 		dn := d["dotnet"]
 		want := []string{dn.Time.UTC().Format(tableTime), "prod", "api-1", "api", "node-a",
-			humanBytes(dn.Manifest.File.Size), humanBytes(dn.StoredSize), "System.Exception", dn.ShortID}
+			humanBytes(dn.Manifest.File.Size), humanBytes(dn.StoredSize), "System.Exception", "-", dn.ShortID}
 		if got := strings.Join(rs[1], " "); got != strings.Join(want, " ") {
 			t.Errorf("row\n  %s\nwant\n  %s", got, strings.Join(want, " "))
 		}
@@ -186,4 +187,30 @@ func testLs(t *testing.T, w *world) {
 			t.Errorf("missing store directory: exit %d, %s", r.code, r.stderr)
 		}
 	})
+}
+
+// TestLsTableRelated: the RELATED column names the other dumps of the same
+// crash by short ID; ID stays the last column.
+func TestLsTableRelated(t *testing.T) {
+	at := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	m := &manifest.Manifest{ID: "3f2a9c1e00000000000000000000aaaa", Node: "node-a",
+		File:    manifest.File{Name: "coredump.1.dmp", Size: 1 << 20},
+		Related: []manifest.Related{{ID: "7c1d2e3f00000000000000000000bbbb", Key: "prod/api-1/x"}, {ID: "99aa88bb00000000000000000000cccc", Key: "prod/api-1/y"}}}
+	d := &catalog.Dump{Key: "prod/api-1/20261203T090000Z_api_3f2a9c1e_coredump.1.dmp.zst", StoredSize: 1000, ManifestSize: 10, Manifest: m,
+		KeyInfo: catalog.KeyInfo{Namespace: "prod", Pod: "api-1", Container: "api", Time: at, ShortID: "3f2a9c1e"}}
+	var b strings.Builder
+	if err := writeLsTable(&b, []*catalog.Dump{d}, false, true); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if h := strings.Fields(lines[0]); h[len(h)-2] != "RELATED" || h[len(h)-1] != "ID" {
+		t.Fatalf("header %q", lines[0])
+	}
+	rs := rows(t, b.String(), true)
+	if got := rs[0][len(rs[0])-2]; got != "7c1d2e3f,99aa88bb" {
+		t.Errorf("RELATED %q, want 7c1d2e3f,99aa88bb", got)
+	}
+	if got := ids(rs); got[0] != "3f2a9c1e" {
+		t.Errorf("ID %q", got[0])
+	}
 }

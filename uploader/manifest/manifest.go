@@ -50,6 +50,12 @@ type Manifest struct {
 	Process     *Process     `json:"process,omitempty"`
 	Correlation Correlation  `json:"correlation"`
 	CrashReport *CrashReport `json:"crashReport,omitempty"`
+	// Related are the other dumps of the same container instance the
+	// agent stored within two minutes of this one: one crash can leave two
+	// (a .NET PID 1 dumps on SIGABRT and again on SIGSEGV,
+	// dotnet/runtime#78956; a kernel core beside createdump's dump). All
+	// are kept; this only links them, both ways.
+	Related []Related `json:"related,omitempty"`
 	Core        *Core        `json:"core,omitempty"`
 }
 
@@ -155,6 +161,13 @@ type Correlation struct {
 	// Reason explains a "none" or a fallback (kubelet unreachable, ambiguous).
 	Reason     string   `json:"reason,omitempty"`
 	Candidates []PodRef `json:"candidates,omitempty"`
+}
+
+// Related names another dump of the same crash.
+type Related struct {
+	ID       string `json:"id"`
+	Key      string `json:"key"`
+	FileName string `json:"fileName,omitempty"`
 }
 
 // PodRef names a pod that could have written the dump. A candidate
