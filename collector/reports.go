@@ -59,11 +59,11 @@ type reportShelf struct {
 // storedDump is a dump stored without a crash report: a late report proven
 // to be its own is added to it.
 type storedDump struct {
-	path string
-	sm   *storedManifest
-	ev   pair.Dump
-	at              time.Time
-	claimed         bool // a late report is being attached
+	path    string
+	sm      *storedManifest
+	ev      pair.Dump
+	at      time.Time
+	claimed bool // a late report is being attached
 }
 
 func newReportShelf() *reportShelf {

@@ -56,7 +56,7 @@ type Manifest struct {
 	// dotnet/runtime#78956; a kernel core beside createdump's dump). All
 	// are kept; this only links them, both ways.
 	Related []Related `json:"related,omitempty"`
-	Core        *Core        `json:"core,omitempty"`
+	Core    *Core     `json:"core,omitempty"`
 }
 
 // File is the dump as it was found on the node.
