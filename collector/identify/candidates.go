@@ -128,25 +128,13 @@ func (s *resolution) awaitEnded(ctx context.Context, ns string) []ended {
 	if wait <= 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for {
-		t := time.NewTimer(terminationPoll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		snap, err := s.r.pods.Fresh(ctx, s.r.opts.Now())
-		if err != nil || snap == nil {
-			continue
-		}
+	var es []ended
+	s.pollFresh(ctx, wait, func(snap *pods.Snapshot) bool {
 		s.snap = snap
-		if es := s.endedAround(ns); len(es) > 0 {
-			return es
-		}
-	}
+		es = s.endedAround(ns)
+		return len(es) > 0
+	})
+	return es
 }
 
 // abnormal reports whether a termination is a failure: a non-zero exit, a

@@ -42,6 +42,26 @@ func (s *resolution) awaitTermination(ctx context.Context, id pods.ContainerID) 
 		return id
 	}
 	start := s.r.opts.Now()
+	ended := s.pollFresh(ctx, wait, func(snap *pods.Snapshot) bool {
+		ref, ok := snap.ByContainerID(id.ID)
+		if !ok {
+			return false
+		}
+		ref.ID.Complete(id)
+		id = ref.ID
+		s.snap = snap
+		return id.Termination != nil
+	})
+	if !ended {
+		s.note("container instance %s: no termination reported within %s", short(id.ID), s.r.opts.Now().Sub(start).Round(100*time.Millisecond))
+	}
+	return id
+}
+
+// pollFresh takes a fresh pod list every terminationPoll and hands it to
+// done, until done reports it has what it waited for (true), wait is
+// over or ctx ends (false).
+func (s *resolution) pollFresh(ctx context.Context, wait time.Duration, done func(*pods.Snapshot) bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
@@ -49,21 +69,15 @@ func (s *resolution) awaitTermination(ctx context.Context, id pods.ContainerID) 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.note("container instance %s: no termination reported within %s", short(id.ID), s.r.opts.Now().Sub(start).Round(100*time.Millisecond))
-			return id
+			return false
 		case <-t.C:
 		}
 		snap, err := s.r.pods.Fresh(ctx, s.r.opts.Now())
 		if err != nil || snap == nil {
 			continue
 		}
-		if ref, ok := snap.ByContainerID(id.ID); ok {
-			ref.ID.Complete(id)
-			id = ref.ID
-			s.snap = snap
-			if id.Termination != nil {
-				return id
-			}
+		if done(snap) {
+			return true
 		}
 	}
 }
