@@ -166,6 +166,7 @@ func TestAgent(t *testing.T) {
 		t.Run("PodDeletedRightAfterCrash", func(t *testing.T) { t.Parallel(); testPodDeleted(t, ensureAgent(t)) })
 		t.Run("MetricsShowUploads", func(t *testing.T) { t.Parallel(); testMetrics(t, ensureAgent(t)) })
 	})
+	t.Run("TwentyCrashesDuringLargeUpload", func(t *testing.T) { testHerd(t, ensureAgent(t)) })
 	t.Run("AgentPodDeletedDuringLargeUpload", func(t *testing.T) { testAgentPodDeleted(t, ensureAgent(t)) })
 	t.Run("HelmUpgradeAndUninstall", func(t *testing.T) { testHelmUpgradeUninstall(t, ensureAgent(t)) })
 }
@@ -327,19 +328,24 @@ func testSeed(t *testing.T, f *agentFixture) {
 }
 
 // Two pods on the node crash at the same moment into the same shared
-// directory (one namespace, one PVC) with the same file name: both dumps
-// arrive, each with its own pod, crash report and size.
+// directory (one namespace, one PVC) with the same file name, the second
+// opening it 100 ms after the first, while the first still writes: both
+// dumps arrive, each with its own pod, crash report and size. (Within the
+// same millisecond both would open one inode, before the agent can claim
+// it: one interleaved file, stored as method none with both pods as
+// candidates; see testHerd.)
 func testTwoPods(t *testing.T, f *agentFixture) {
 	ns := f.ns["shared"]
 	at := time.Now().Add(20 * time.Second)
 	pods := map[string]struct {
 		exception string
 		size      int64
-	}{"twin-a": {"E2E.TwinAException", 3 << 20}, "twin-b": {"E2E.TwinBException", 5 << 20}}
+		after     time.Duration // twin-b opens the same name while twin-a writes
+	}{"twin-a": {"E2E.TwinAException", 3 << 20, 0}, "twin-b": {"E2E.TwinBException", 5 << 20, 100 * time.Millisecond}}
 	uids := map[string]types.UID{}
 	for name, p := range pods {
 		created := appPod{name: name, namespace: ns, dumpName: "/dumps/coredump.%p.dmp", env: map[string]string{
-			"CRASHDUMP_EMULATOR_CRASH_AT":       fmt.Sprintf("%.3f", float64(at.UnixNano())/1e9),
+			"CRASHDUMP_EMULATOR_CRASH_AT":       fmt.Sprintf("%.3f", float64(at.Add(p.after).UnixNano())/1e9),
 			"CRASHDUMP_EMULATOR_EXCEPTION_TYPE": p.exception,
 			"CRASHDUMP_EMULATOR_DUMP_SIZE":      fmt.Sprint(p.size),
 		}}.create(t)
@@ -789,4 +795,132 @@ func corePRPSInfo(t *testing.T, path string) (int, string) {
 	}
 	t.Fatalf("%s: no NT_PRPSINFO note", path)
 	return 0, ""
+}
+
+// Twenty pods crash one after another, 250 ms apart, into one shared
+// directory (the seed's layout: one PVC, every PID 1 writes
+// coredump.1.dmp), each createdump taking 150 ms, while the agent, at the
+// chart's 250m CPU limit, is compressing and uploading a 1 GiB dump.
+// Claim-time evidence must not be starved by that upload: every one of the
+// twenty dumps is attributed by its writer's PID to its own pod and
+// container instance (restart count 0, its own exit), with its own crash
+// report (a distinct exception type per pod), none lost and none twice.
+//
+// Not at one instant: two createdumps that open the same path before the
+// agent has claimed it (renamed it away, within milliseconds) share one
+// inode, and the file is both dumps interleaved. No collector can say
+// whose that is; the agent stores it as method none with both pods as
+// candidates (docs/dotnet.md). 250 ms apart is a crash loop across
+// replicas, and well above the claim latency even under the CPU quota.
+func testHerd(t *testing.T, f *agentFixture) {
+	ns := f.ns["herd"]
+	const n = 20
+	const gap = 250 * time.Millisecond
+	const largeSize = 1 << 30
+	at := time.Now().Add(75 * time.Second) // 20 pods start well within this on the e2e node
+	exc := func(i int) string { return fmt.Sprintf("E2E.Herd%02dException", i) }
+	uids := map[string]types.UID{}
+	want := map[string]int{}
+	for i := range n {
+		name := fmt.Sprintf("herd-%02d", i)
+		p := appPod{name: name, namespace: ns, dumpName: "/dumps/coredump.%p.dmp", env: map[string]string{
+			"CRASHDUMP_EMULATOR_CRASH_AT":       fmt.Sprintf("%.3f", float64(at.Add(time.Duration(i)*gap).UnixNano())/1e9),
+			"CRASHDUMP_EMULATOR_EXCEPTION_TYPE": exc(i),
+		}}.create(t)
+		uids[name], want[name] = p.UID, 1
+	}
+	for name := range want {
+		waitPod(t, ns, name, time.Until(at.Add(-15*time.Second)), "run 15 s before the first crash", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodRunning
+		})
+	}
+	// The large dump: written just before the first crash, so that its
+	// upload (1 GiB compressed at 250m, sent at the e2e install's 16 MiB/s:
+	// tens of seconds) runs while the twenty crash.
+	large := appPod{name: "large", namespace: ns, dumpName: "/dumps/large.%p.dmp", dumpType: "4", env: map[string]string{
+		"CRASHDUMP_EMULATOR_CRASH_AT":   fmt.Sprintf("%.3f", float64(at.Add(-12*time.Second).UnixNano())/1e9),
+		"CRASHDUMP_EMULATOR_FULL_SIZE":  fmt.Sprint(largeSize),
+		"CRASHDUMP_EMULATOR_CHUNK_SIZE": "4MiB", "CRASHDUMP_EMULATOR_CHUNK_DELAY": "0"}}.create(t)
+	want[large.Name] = 1
+
+	got := f.waitDumps(t, ns, want, 6*time.Minute)
+	var lastClaim time.Time
+	cids := map[string]string{}
+	writerPID := 0
+	for i := range n {
+		name := fmt.Sprintf("herd-%02d", i)
+		if len(got[name]) != 1 {
+			t.Errorf("pod %s: %d dumps, want 1", name, len(got[name]))
+			continue
+		}
+		m := got[name][0]
+		if m.CollectedAt.After(lastClaim) {
+			lastClaim = m.CollectedAt
+		}
+		if m.Correlation.Method != "writer-pid" {
+			t.Errorf("%s: correlation.method %q (%s), want writer-pid", m.manifestKey, m.Correlation.Method, m.Correlation.Reason)
+		} else {
+			writerPID++
+		}
+		if m.Pod.UID != string(uids[name]) || m.Pod.Container != "app" {
+			t.Errorf("%s: pod uid %s container %q, want %s (%s) app", m.manifestKey, m.Pod.UID, m.Pod.Container, uids[name], name)
+		}
+		if m.File.Name != "coredump.1.dmp" || m.File.Size != 2<<20 || m.Incomplete {
+			t.Errorf("%s: file %q size %d incomplete %v, want coredump.1.dmp, %d bytes, complete", m.manifestKey, m.File.Name, m.File.Size, m.Incomplete, 2<<20)
+		}
+		if m.Pod.RestartCount == nil || *m.Pod.RestartCount != 0 {
+			t.Errorf("%s: restartCount %v, want 0 (the pod's only instance)", m.manifestKey, m.Pod.RestartCount)
+		}
+		if term := m.Pod.Termination; term == nil || !(term.ExitCode == 139 || term.ExitCode == 134) {
+			t.Errorf("%s: termination %+v, want the instance's own exit 139 or 134", m.manifestKey, term)
+		}
+		if other, dup := cids[m.Pod.ContainerID]; m.Pod.ContainerID == "" || dup {
+			t.Errorf("%s: containerID %q empty or also %s's", m.manifestKey, m.Pod.ContainerID, other)
+		}
+		cids[m.Pod.ContainerID] = name
+		f.verifyCrashReport(t, m, exc(i))
+	}
+	t.Logf("%d/%d dumps attributed by writer PID", writerPID, n)
+	lm := got[large.Name][0]
+	t.Logf("arrived: %s", lm)
+	if lm.File.Size != largeSize || lm.Incomplete || lm.Correlation.Method != "writer-pid" {
+		t.Errorf("%s: size %d incomplete %v method %s; want %d, complete, writer-pid", lm.manifestKey, lm.File.Size, lm.Incomplete, lm.Correlation.Method, largeSize)
+	}
+	// The twenty competed with the upload: it started (the agent's log)
+	// before the first crash and ended (the object's time) after the last
+	// of them was claimed.
+	started := f.agentLogTime(t, "upload started", lm.File.Path)
+	st, err := f.s3.StatObject(ctxFor(t, time.Minute), env.S3Bucket, lm.Object.Key, minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatalf("stat %s: %v", lm.Object.Key, err)
+	}
+	t.Logf("1 GiB upload from %s to %s; the twenty crashed from %s, the last claimed at %s",
+		started.Format(time.RFC3339Nano), st.LastModified.Format(time.RFC3339), at.Format(time.RFC3339Nano), lastClaim.Format(time.RFC3339Nano))
+	if started.IsZero() || !started.Before(at) || !st.LastModified.After(lastClaim.Truncate(time.Second)) {
+		t.Errorf("the 1 GiB upload (started %s, stored %s) did not span the twenty crashes (%s to the last claim %s): nothing competed with their evidence",
+			started, st.LastModified, at, lastClaim)
+	}
+	f.waitNodeClean(t, ns, 2*time.Minute)
+}
+
+// agentLogTime is the time of the agent's first JSON log line with message
+// msg about the dump at path (the current agent pod's log), zero if none.
+func (f *agentFixture) agentLogTime(t *testing.T, msg, path string) time.Time {
+	t.Helper()
+	p := agentPod(t, time.Minute)
+	b, err := client.CoreV1().Pods(agentNamespace).GetLogs(p.Name, &corev1.PodLogOptions{}).Do(ctxFor(t, time.Minute)).Raw()
+	if err != nil {
+		t.Fatalf("agent pod %s logs: %v", p.Name, err)
+	}
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		var line struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+			Path string    `json:"path"`
+		}
+		if json.Unmarshal(l, &line) == nil && line.Msg == msg && line.Path == path {
+			return line.Time
+		}
+	}
+	return time.Time{}
 }
