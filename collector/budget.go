@@ -23,7 +23,7 @@ func FreeSpace(p string) (free, total uint64, err error) {
 // victim is a dump the budget may evict.
 type victim struct {
 	claimed time.Time
-	size    int64
+	size    int64 // on disk (allocated)
 	path    string
 	evict   func()
 }
@@ -42,7 +42,10 @@ func (s *scheduler) enforceBudget(now time.Time) {
 	if !limitBytes && !limitFree {
 		return
 	}
-	usage := s.pending + s.failedBytes
+	// What the dumps use on disk (allocated blocks), not their apparent
+	// sizes: a sparse file claims no disk, and charging it st_size let
+	// one `truncate -s 1G` evict every other tenant's dump.
+	usage := s.pendingDisk + s.failedDisk
 	var free, need int64
 	maxBytes := cfg.MaxDumpBytes
 	f, total, err := cfg.FreeSpace(cfg.StateDir)
@@ -98,13 +101,13 @@ func (s *scheduler) enforceBudget(now time.Time) {
 func (s *scheduler) victims() []victim {
 	var vs []victim
 	for _, f := range s.failed {
-		vs = append(vs, victim{claimed: f.claimed, size: f.size, path: f.path, evict: func() { s.evictFailed(f) }})
+		vs = append(vs, victim{claimed: f.claimed, size: f.disk, path: f.path, evict: func() { s.evictFailed(f) }})
 	}
 	for _, it := range s.waiting {
-		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.size, path: it.rec.Path, evict: func() { s.evictItem(it) }})
+		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, evict: func() { s.evictItem(it) }})
 	}
 	for _, it := range s.ready {
-		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.size, path: it.rec.Path, evict: func() { s.evictItem(it) }})
+		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, evict: func() { s.evictItem(it) }})
 	}
 	tooBig := func(v victim) bool { return s.maxBytes > 0 && v.size > s.maxBytes }
 	sort.SliceStable(vs, func(i, j int) bool {
@@ -132,7 +135,7 @@ func (s *scheduler) evictItem(it *item) {
 	}
 	ns, pod := it.owner()
 	a.log.Warn("evicted dump to keep the disk budget", "path", it.rec.Path, "id", it.rec.ID,
-		"namespace", ns, "pod", pod, "size", it.size, "reason", DropDiskBudget)
+		"namespace", ns, "pod", pod, "size", it.size, "disk", it.disk, "reason", DropDiskBudget)
 }
 
 func (s *scheduler) evictFailed(f *failedDump) {
@@ -144,6 +147,7 @@ func (s *scheduler) evictFailed(f *failedDump) {
 		}
 	}
 	s.failedBytes -= f.size
+	s.failedDisk -= f.disk
 	s.setFailedGauges()
 	if err := a.stage.Remove(f.entry); err != nil {
 		a.log.Error("evict failed dump", "path", f.path, "err", err)

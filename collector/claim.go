@@ -202,7 +202,7 @@ func (a *Agent) newItem(e *staging.Entry, rec record) (*item, error) {
 		return nil, err
 	}
 	info := dumpfs.InfoFromStat(staging.DumpName, &st)
-	return &item{entry: e, rec: rec, size: info.Size, mtime: info.Mtime,
+	return &item{entry: e, rec: rec, size: info.Size, disk: info.Allocated, mtime: info.Mtime,
 		file: procfs.FileID{Dev: info.Dev, Ino: info.Ino}}, nil
 }
 

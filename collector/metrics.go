@@ -42,6 +42,7 @@ type metrics struct {
 	procScans      prometheus.Counter
 	freeBytes      prometheus.Gauge
 	budgetBytes    prometheus.Gauge
+	diskBytes      prometheus.Gauge
 	failedDumps    prometheus.Gauge
 	failedBytes    prometheus.Gauge
 	failedTotal    prometheus.Counter
@@ -122,6 +123,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		budgetBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "crashdump_disk_budget_bytes",
 			Help: "--max-dump-bytes: what dumps on this node may hold in all (0: no limit).",
+		}),
+		diskBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_dump_disk_bytes",
+			Help: "Disk the dumps held on this node use, pending and failed (allocated blocks, not apparent sizes): what --max-dump-bytes counts.",
 		}),
 		failedDumps: f.NewGauge(prometheus.GaugeOpts{
 			Name: "crashdump_failed_dumps",

@@ -33,7 +33,10 @@ type item struct {
 	rec   record
 	file  procfs.FileID
 
-	size  int64
+	size int64
+	// disk is what the dump uses on the node (allocated blocks): what the
+	// disk budget counts, as size is not for a sparse file.
+	disk  int64
 	mtime time.Time
 	// writers are PIDs that had the file open for writing at the last check.
 	writers  []int
@@ -95,8 +98,12 @@ type scheduler struct {
 	// pending is the size of every staged dump (waiting, ready, in flight).
 	pending int64
 	failed  []*failedDump
-	// failedBytes is the size of everything in failed/.
+	// failedBytes is the size of everything in failed/; pendingDisk and
+	// failedDisk what the pending and failed dumps use on disk (the
+	// budget's measure).
 	failedBytes  int64
+	pendingDisk  int64
+	failedDisk   int64
 	budgetWarned bool
 	// maxBytes is the byte budget as last computed (a percentage of the
 	// filesystem becomes bytes).
@@ -108,6 +115,7 @@ type failedDump struct {
 	entry    *staging.Entry
 	path     string
 	size     int64
+	disk     int64 // allocated
 	claimed  time.Time
 	failedAt time.Time
 }
@@ -167,19 +175,24 @@ func (s *scheduler) track(it *item, delta int) {
 	}
 	s.alive += delta
 	s.pending += int64(delta) * it.size
+	s.pendingDisk += int64(delta) * it.disk
+	s.a.m.diskBytes.Set(float64(s.pendingDisk + s.failedDisk))
 	s.a.m.pendingDumps.Set(float64(s.alive))
 	s.a.m.pendingBytes.Set(float64(s.pending))
 }
 
-func (s *scheduler) resize(it *item, size int64) {
-	s.pending += size - it.size
-	it.size = size
+func (s *scheduler) resize(it *item, info dumpfs.Info) {
+	s.pending += info.Size - it.size
+	s.pendingDisk += info.Allocated - it.disk
+	it.size, it.disk = info.Size, info.Allocated
 	s.a.m.pendingBytes.Set(float64(s.pending))
+	s.a.m.diskBytes.Set(float64(s.pendingDisk + s.failedDisk))
 }
 
 func (s *scheduler) setFailedGauges() {
 	s.a.m.failedDumps.Set(float64(len(s.failed)))
 	s.a.m.failedBytes.Set(float64(s.failedBytes))
+	s.a.m.diskBytes.Set(float64(s.pendingDisk + s.failedDisk))
 }
 
 // schedule runs the scheduler. It returns when ctx ends, or in Once mode
@@ -305,8 +318,9 @@ func (s *scheduler) fail(it *item, err error) {
 	if serr := it.entry.Save(&it.rec); serr != nil {
 		a.log.Error("save record", "path", it.rec.Path, "err", serr)
 	}
-	s.failed = append(s.failed, &failedDump{entry: it.entry, path: it.rec.Path, size: it.size, claimed: it.rec.ClaimedAt, failedAt: now})
+	s.failed = append(s.failed, &failedDump{entry: it.entry, path: it.rec.Path, size: it.size, disk: it.disk, claimed: it.rec.ClaimedAt, failedAt: now})
 	s.failedBytes += it.size
+	s.failedDisk += it.disk
 	s.setFailedGauges()
 	a.m.failedTotal.Inc()
 	a.log.Error("giving up on dump: moved to failed", "path", it.rec.Path, "id", it.rec.ID, "attempts", it.rec.Attempts,
@@ -324,15 +338,16 @@ func (s *scheduler) loadFailed() {
 		var rec record
 		_ = e.Load(&rec)
 		var st unix.Stat_t
-		size := int64(0)
+		size, disk := int64(0), int64(0)
 		if unix.Lstat(e.Path(staging.DumpName), &st) == nil {
-			size = st.Size
+			size, disk = st.Size, st.Blocks*512
 		}
 		if rec.FailedAt.IsZero() {
 			rec.FailedAt = time.Now()
 		}
-		s.failed = append(s.failed, &failedDump{entry: e, path: rec.Path, size: size, claimed: rec.ClaimedAt, failedAt: rec.FailedAt})
+		s.failed = append(s.failed, &failedDump{entry: e, path: rec.Path, size: size, disk: disk, claimed: rec.ClaimedAt, failedAt: rec.FailedAt})
 		s.failedBytes += size
+		s.failedDisk += disk
 	}
 	s.setFailedGauges()
 }
@@ -353,6 +368,7 @@ func (s *scheduler) housekeeping(now time.Time) {
 			continue
 		}
 		s.failedBytes -= f.size
+		s.failedDisk -= f.disk
 		a.m.dropped.WithLabelValues(DropFailedTTL).Inc()
 		a.log.Warn("deleted failed dump after its retention", "path", f.path, "id", f.entry.ID, "size", f.size, "failed_at", f.failedAt)
 	}
@@ -393,7 +409,7 @@ func (s *scheduler) check(items []*item, now time.Time) []*item {
 		info := dumpfs.InfoFromStat(staging.DumpName, &st)
 		changed := info.Size != it.size || !info.Mtime.Equal(it.mtime)
 		// Keep the pending bytes honest while dumps are still growing.
-		s.resize(it, info.Size)
+		s.resize(it, info)
 		it.mtime = info.Mtime
 		if now.Sub(it.rec.ClaimedAt) >= a.cfg.MaxSettleWait {
 			it.settled = true

@@ -48,14 +48,17 @@ func (r *Root) Path() string { return r.path }
 
 // Info is what lstat says about an entry, without following it.
 type Info struct {
-	Name  string
-	Mode  fs.FileMode // type bits and permissions, as os.FileMode
-	Size  int64
-	Dev   uint64
-	Ino   uint64
-	Nlink uint64
-	Uid   uint32
-	Mtime time.Time
+	Name string
+	Mode fs.FileMode // type bits and permissions, as os.FileMode
+	Size int64
+	// Allocated is the disk the file uses (st_blocks × 512). A sparse
+	// file's Size can be far larger: `truncate -s 1G` costs nothing.
+	Allocated int64
+	Dev       uint64
+	Ino       uint64
+	Nlink     uint64
+	Uid       uint32
+	Mtime     time.Time
 }
 
 // IsRegular reports a plain file.

@@ -12,14 +12,15 @@ import (
 // InfoFromStat converts a stat result.
 func InfoFromStat(name string, st *unix.Stat_t) Info {
 	return Info{
-		Name:  name,
-		Mode:  modeOf(uint32(st.Mode)),
-		Size:  st.Size,
-		Dev:   uint64(st.Dev),
-		Ino:   st.Ino,
-		Nlink: uint64(st.Nlink),
-		Uid:   st.Uid,
-		Mtime: time.Unix(st.Mtim.Unix()),
+		Name:      name,
+		Mode:      modeOf(uint32(st.Mode)),
+		Size:      st.Size,
+		Allocated: st.Blocks * 512,
+		Dev:       uint64(st.Dev),
+		Ino:       st.Ino,
+		Nlink:     uint64(st.Nlink),
+		Uid:       st.Uid,
+		Mtime:     time.Unix(st.Mtim.Unix()),
 	}
 }
 

@@ -95,7 +95,7 @@ groups:
       - alert: CrashdumpDiskBudgetNearlyExhausted
         expr: |-
           (
-            (crashdump_pending_bytes{ {{- $s -}} } + crashdump_failed_bytes{ {{- $s -}} })
+            crashdump_dump_disk_bytes{ {{- $s -}} }
           /
             (crashdump_disk_budget_bytes{ {{- $s -}} } > 0)
           ) > {{ $t.diskBudgetRatio }}
