@@ -3,7 +3,9 @@ package collector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -261,15 +263,24 @@ func (a *Agent) gatherEvidence(items []*item) {
 				// these facts are another process's.
 				ok = false
 			}
+			cg, haveCgroup := o.Cgroup, o.CgroupRead
 			if ok {
 				if w.StartTime == 0 {
 					w.StartTime = p.StartTime
 				}
 				w.NSPID, w.Comm, w.Exe = p.NSPID, p.Comm, p.Exe
-				w.ContainerID, w.Runtime, w.PodUID = p.Cgroup.ContainerID, p.Cgroup.Runtime, p.Cgroup.PodUID
+				cg, haveCgroup = p.Cgroup, true
+			}
+			// The cgroup read when the descriptor was found stands when the
+			// writer has exited since (createdump closes and exits within
+			// milliseconds of its last write).
+			if haveCgroup {
+				w.ContainerID, w.Runtime, w.PodUID = cg.ContainerID, cg.Runtime, cg.PodUID
 				if w.PodUID == "" {
-					w.PodUID = p.Cgroup.StaticPodUID // the UID the kubelet knows a static pod by
+					w.PodUID = cg.StaticPodUID // the UID the kubelet knows a static pod by
 				}
+			} else {
+				w.Unread = true
 			}
 			it.rec.Writers = append(it.rec.Writers, w)
 			if o.Writable {
@@ -277,6 +288,9 @@ func (a *Agent) gatherEvidence(items []*item) {
 			}
 		}
 		it.rec.Scanned = true
+		if a.log.Enabled(context.Background(), slog.LevelDebug) {
+			a.log.Debug("writer evidence", "path", it.rec.Path, "id", it.rec.ID, "writers", writerSummary(it.rec.Writers))
+		}
 		// Only evidence needs persisting now; without writers the next
 		// record write (the plan) records the scan.
 		if len(it.rec.Writers) > 0 {
@@ -285,4 +299,28 @@ func (a *Agent) gatherEvidence(items []*item) {
 			}
 		}
 	}
+}
+
+// writerSummary is the evidence of a claim for the debug log: each process
+// as "pid(comm) w container=<id12>" or "… host" or "… unread".
+func writerSummary(ws []Writer) []string {
+	out := make([]string, 0, len(ws))
+	for _, w := range ws {
+		s := fmt.Sprintf("%d(%s)", w.HostPID, w.Comm)
+		if w.Writable {
+			s += " w"
+		}
+		switch {
+		case w.Unread:
+			s += " unread"
+		case w.ContainerID != "":
+			s += " container=" + w.ContainerID[:min(len(w.ContainerID), 12)]
+		case w.PodUID != "":
+			s += " pod=" + w.PodUID
+		default:
+			s += " host"
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -23,6 +23,9 @@ type Writer struct {
 	// StartTime is the process's start time (clock ticks after boot), 0
 	// if unknown: with HostPID it names one process, not a recycled PID.
 	StartTime uint64 `json:"startTime,omitempty"`
+	// Unread: the process was gone before its cgroup could be read, so
+	// it is not known to be in a pod or on the host.
+	Unread bool `json:"unread,omitempty"`
 }
 
 // Evidence is what the agent knows about a dump's origin.

@@ -299,6 +299,11 @@ func TestResolve(t *testing.T) {
 			writers: func(t *testing.T) []collector.Writer { return []collector.Writer{writer(t, 1, cgHost, true)} },
 			want: want{method: "path", ns: "billing", pod: api, uid: billingUID, container: "api", image: "registry.example.com/billing/api:2.0.0",
 				owner: "Deployment/api", reason: "not in a pod"}},
+		{name: "writer gone before its cgroup was read is not called a host process", path: "coredump.1.dmp",
+			writers: func(t *testing.T) []collector.Writer {
+				return []collector.Writer{{HostPID: 4242, Writable: true, StartTime: 987654, Unread: true}}
+			},
+			want: want{method: "none", reason: "exited before its cgroup could be read"}},
 		{name: "unknown writer pod contradicts the path", path: "shop/" + api + "/coredump.1.dmp",
 			writers: func(t *testing.T) []collector.Writer {
 				return []collector.Writer{writer(t, 31, cgContainerdSystemdV2(strangerUID, strangerRun), true)}

@@ -38,13 +38,17 @@ type match struct {
 // writers applies method writer-pid.
 func (s *resolution) writers(ctx context.Context) writerResult {
 	var ids []ident
-	hostPIDs, readers := 0, 0
+	hostPIDs, readers, unread := 0, 0, 0
 	for i := range s.ev.Writers {
 		w := &s.ev.Writers[i]
 		switch {
 		case !w.Writable:
 			// A reader (a log shipper, a backup) is not the author.
 			readers++
+		case w.Unread:
+			// Gone before its cgroup was read: neither a pod's nor the
+			// host's, as far as anyone knows.
+			unread++
 		case w.ContainerID == "" && w.PodUID == "":
 			// A host process, e.g. a core_pattern handler writing on a
 			// pod's behalf: it names no pod, the path may.
@@ -57,6 +61,8 @@ func (s *resolution) writers(ctx context.Context) writerResult {
 		switch {
 		case hostPIDs > 0:
 			s.note("writer-pid: the process writing the dump is not in a pod")
+		case unread > 0:
+			s.note("writer-pid: the process writing the dump exited before its cgroup could be read")
 		case readers > 0:
 			s.note("writer-pid: the dump was only open for reading when claimed")
 		default:

@@ -27,6 +27,12 @@ type Opener struct {
 	// unknown. It lets a caller notice that PID was recycled between this scan
 	// and a later Process call.
 	StartTime uint64
+	// Cgroup is the process's cgroup, read the moment its descriptor was
+	// found (CgroupRead): a createdump that closes and exits right after
+	// is gone by the time the rest of the scan is done, and its cgroup is
+	// the evidence.
+	Cgroup     Cgroup
+	CgroupRead bool
 }
 
 // ScanStats counts what one scan did and what it skipped, for metrics and
@@ -186,7 +192,8 @@ func (s *scanner) scanProcess(pid int) {
 	s.stats.Processes++
 
 	var startTime uint64
-	haveStartTime := false
+	var cg Cgroup
+	haveStartTime, haveCgroup := false, false
 	for _, name := range s.names {
 		fd, ok := parseFD(name)
 		if !ok {
@@ -228,8 +235,12 @@ func (s *scanner) scanProcess(pid int) {
 		}
 		if !haveStartTime {
 			startTime, haveStartTime = readStartTime(pidDir), true
+			if b, err := os.ReadFile(pidDir + "/cgroup"); err == nil && (startTime == 0 || readStartTime(pidDir) == startTime) {
+				cg, _ = ParseCgroup(b)
+				haveCgroup = true
+			}
 		}
-		s.found[id] = append(s.found[id], Opener{PID: pid, FD: fd, Writable: writable, StartTime: startTime})
+		s.found[id] = append(s.found[id], Opener{PID: pid, FD: fd, Writable: writable, StartTime: startTime, Cgroup: cg, CgroupRead: haveCgroup})
 	}
 }
 

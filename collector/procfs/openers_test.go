@@ -51,6 +51,10 @@ func TestOpenersFixture(t *testing.T) {
 	f.fd(4242, 6, "/dev/pts/0", "0100002")
 	f.fd(4242, 7, "net:[4026531840]", "0100000")
 	f.file(4242, "stat", statLine(4242, 987654))
+	// Its cgroup is read with the descriptor, not later: createdump may
+	// have exited by the end of the scan.
+	const cg4242 = "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7e1c9a52_8d3f_4b6e_9a0c_2f5d8e7b1a34.slice/cri-containerd-4b3f0c9d8e7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c.scope\n"
+	f.file(4242, "cgroup", cg4242)
 	// 100: a reader, plus an O_RDWR|O_CLOEXEC fd on the same dump.
 	f.process(100)
 	f.fd(100, 3, dump, "0100000")
@@ -105,7 +109,7 @@ func TestOpenersFixture(t *testing.T) {
 		{PID: 100, FD: 7, Writable: true},
 		{PID: 601, FD: 4, Writable: true},
 		{PID: 700, FD: 3, Writable: true},
-		{PID: 4242, FD: 4, Writable: true, StartTime: 987654},
+		{PID: 4242, FD: 4, Writable: true, StartTime: 987654, Cgroup: mustCgroup(t, cg4242), CgroupRead: true},
 	}
 	if g := sortOpeners(got[dumpID]); !slices.Equal(g, wantDump) {
 		t.Errorf("openers of the dump:\n got %+v\nwant %+v", g, wantDump)
@@ -507,4 +511,13 @@ func BenchmarkOpeners(b *testing.B) {
 		b.Fatalf("scanned %d fds, want %d", stats.FDs, procs*fdsEach)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(stats.FDs), "ns/fd")
+}
+
+func mustCgroup(t *testing.T, s string) Cgroup {
+	t.Helper()
+	cg, ok := ParseCgroup([]byte(s))
+	if !ok || cg.ContainerID == "" || cg.PodUID == "" {
+		t.Fatalf("ParseCgroup(%q) = %+v, %v", s, cg, ok)
+	}
+	return cg
 }

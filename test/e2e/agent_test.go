@@ -139,6 +139,10 @@ func (m *manifest) String() string {
 	if m.CrashReport != nil {
 		s += " exception " + m.CrashReport.ExceptionType
 	}
+	if p := m.Process; p != nil && m.Correlation.Method != "writer-pid" {
+		// Whose descriptor the agent saw, when it did not name the pod.
+		s += fmt.Sprintf(" writer host PID %d %s", p.HostPID, p.Exe)
+	}
 	return s
 }
 
