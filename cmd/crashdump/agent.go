@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/crashdump-io/crashdump/collector"
 	"github.com/crashdump-io/crashdump/collector/discover"
+	"github.com/crashdump-io/crashdump/collector/procfs"
 	"github.com/crashdump-io/crashdump/uploader"
 	"github.com/crashdump-io/crashdump/uploader/s3store"
 	"github.com/crashdump-io/crashdump/uploader/stores"
@@ -46,6 +48,7 @@ type agentFlags struct {
 	uploadWorkers               int
 	partSize, uploadBuffer      byteSize
 	uploadSpill                 byteSize
+	cpuLimit                    string
 	cpuProfile                  string
 	partConcurrency             int
 	logLevel, logFormat         string
@@ -106,6 +109,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.Var(&f.partSize, "part-size", "multipart part size of compressed uploads, whose parts wait in --upload-buffer (grows for objects over 10,000 parts); raw uploads read parts of at least 32MiB straight from the file")
 	fs.IntVar(&f.partConcurrency, "part-concurrency", 4, "parts of one dump in flight at the same time")
 	fs.Var(&f.uploadBuffer, "upload-buffer", "memory for the part buffers of compressed uploads, shared by all uploads (bounds memory whatever the size and number of dumps; raw uploads read parts straight from the file)")
+	fs.StringVar(&f.cpuLimit, "cpu-limit", "auto", "the agent's CPU limit (CPUs, e.g. 0.25 or 250m; auto: its cgroup v2 cpu.max; 0: none): uploads keep under 80% of it, so that compression never uses up the CFS quota and a new dump's writer is found before it exits")
 	fs.Var(&f.uploadSpill, "upload-spill", "compressed bytes per upload that may wait in an unnamed file in --state-dir while the SHA-256 for the object metadata is still being computed, so that compression does not stop meanwhile (page cache the kernel can write back and reclaim, not agent memory); 0: compression waits")
 	fs.StringSliceVar(&f.namespaceDirs, "namespace-dirs", nil, "namespaces whose directory <dump-dir>/<namespace> the agent creates at start-up (for per-namespace hostPath PersistentVolumes)")
 	fs.StringVar(&f.namespaceDirMode, "namespace-dir-mode", "1777", "octal mode of --namespace-dirs directories (sticky and world-writable by default, like /tmp: pods run as any user)")
@@ -195,7 +199,14 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	prio := collector.NewClaimPriority()
+	cpus, err := cpuLimit(f.cpuLimit)
+	if err != nil {
+		return err
+	}
+	if cpus > 0 {
+		log.Info("uploads keep CPU headroom for claims", "cpu_limit", cpus, "upload_share", 0.8)
+	}
+	prio := collector.NewClaimPriority(cpus)
 	up, err := uploader.New(uploader.Options{SpillDir: f.stateDir, SpillMax: int64(f.uploadSpill), Pacer: prio})
 	if err != nil {
 		return err
@@ -310,4 +321,29 @@ func settleTime(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// cpuLimit parses --cpu-limit: CPUs ("0.25"), millicores ("250m"), "auto"
+// (the agent's own cgroup v2 cpu.max; none found is no limit) or "0".
+func cpuLimit(v string) (float64, error) {
+	switch {
+	case v == "auto":
+		l, err := procfs.CPULimit("/proc", "/sys/fs/cgroup")
+		if err != nil {
+			return 0, nil // no cgroup to read: no governor, as without a limit
+		}
+		return l, nil
+	case strings.HasSuffix(v, "m"):
+		n, err := strconv.ParseFloat(strings.TrimSuffix(v, "m"), 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("--cpu-limit %q: want CPUs (0.25), millicores (250m), auto or 0", v)
+		}
+		return n / 1000, nil
+	default:
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("--cpu-limit %q: want CPUs (0.25), millicores (250m), auto or 0", v)
+		}
+		return n, nil
+	}
 }

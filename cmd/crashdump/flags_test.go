@@ -66,3 +66,19 @@ func TestEnvBinding(t *testing.T) {
 		t.Error("bad environment value accepted")
 	}
 }
+
+func TestCPULimitFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"0.25", 0.25, true}, {"250m", 0.25, true}, {"1500m", 1.5, true}, {"0", 0, true},
+		{"lots", 0, false}, {"-1", 0, false}, {"m", 0, false},
+	} {
+		got, err := cpuLimit(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("cpuLimit(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
