@@ -829,6 +829,23 @@ func testHerd(t *testing.T, f *agentFixture) {
 		}}.create(t)
 		uids[name], want[name] = p.UID, 1
 	}
+	t.Cleanup(func() { // a dump that never came: what its pod did
+		if !t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		tail := int64(15)
+		for name := range uids {
+			p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Logf("pod %s: %v", name, err)
+				continue
+			}
+			logs, _ := client.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{TailLines: &tail}).Do(ctx).Raw()
+			t.Logf("pod %s: %s; last log lines:\n%s", name, podSummary(p), logs)
+		}
+	})
 	for name := range want {
 		waitPod(t, ns, name, time.Until(at.Add(-15*time.Second)), "run 15 s before the first crash", func(p *corev1.Pod) bool {
 			return p.Status.Phase == corev1.PodRunning
