@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // FileID identifies an inode: what a dump file is, whatever path or mount
@@ -90,10 +91,9 @@ func (fs FS) OpenersStats(want map[FileID]struct{}) (map[FileID][]Opener, ScanSt
 	// Newest first: a dump's writer (createdump, forked at the crash) is
 	// usually the newest process, and it may close the file within 200 ms.
 	// A scan slowed by a CPU limit still reaches it before the old,
-	// long-lived processes with their many fds. PIDs wrap, so this is an
-	// order, not a shortcut: every process is still scanned.
-	slices.SortFunc(pids, func(a, b int) int { return b - a })
-	for _, pid := range pids {
+	// long-lived processes with their many fds. This is an order, not a
+	// shortcut: every process is still scanned.
+	for _, pid := range newestFirst(pids, readLastPID(root)) {
 		s.scanProcess(pid)
 	}
 	return s.found, s.stats, nil
@@ -314,4 +314,39 @@ func parseFdinfo(data []byte) (info fdinfo, ok bool) {
 		}
 	}
 	return info, ok
+}
+
+// readLastPID is the PID the kernel handed out last in the PID namespace
+// of the proc root (sys/kernel/ns_last_pid), 0 if unknown.
+func readLastPID(root string) int {
+	b, err := os.ReadFile(root + "/sys/kernel/ns_last_pid")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// newestFirst orders pids from the most recently allocated back. PIDs are
+// handed out upwards and wrap at pid_max, so after a wrap the newest
+// processes have the smallest PIDs: descending from the last PID handed
+// out, then from the top down to it. (Plain descending order put the
+// newest after every old process once PIDs wrapped, and the e2e lost the
+// writer of the one dump written right after the wrap.) last 0 (unknown)
+// is plain descending order. It sorts pids in place and returns it.
+func newestFirst(pids []int, last int) []int {
+	slices.SortFunc(pids, func(a, b int) int {
+		ka, kb := a <= last, b <= last
+		if ka != kb {
+			if ka {
+				return -1
+			}
+			return 1
+		}
+		return b - a
+	})
+	return pids
 }

@@ -521,3 +521,36 @@ func mustCgroup(t *testing.T, s string) Cgroup {
 	}
 	return cg
 }
+
+func TestNewestFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pids []int
+		last int
+		want []int
+	}{
+		{"no wrap", []int{1, 300, 4242, 900}, 4242, []int{4242, 900, 300, 1}},
+		{"after a wrap the newest have the smallest PIDs", []int{1, 32739, 394, 30000, 479, 12}, 479, []int{479, 394, 12, 1, 32739, 30000}},
+		{"last PID unknown", []int{5, 7, 6}, 0, []int{7, 6, 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := newestFirst(slices.Clone(tc.pids), tc.last); !slices.Equal(got, tc.want) {
+				t.Errorf("newestFirst(%v, %d) = %v, want %v", tc.pids, tc.last, got, tc.want)
+			}
+		})
+	}
+	// Read from the proc root.
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "sys", "kernel"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "sys", "kernel", "ns_last_pid"), []byte("479\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := readLastPID(root); got != 479 {
+		t.Errorf("readLastPID = %d, want 479", got)
+	}
+	if got := readLastPID(t.TempDir()); got != 0 {
+		t.Errorf("readLastPID without the file = %d, want 0", got)
+	}
+}
