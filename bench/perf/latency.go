@@ -102,6 +102,14 @@ type runningAgent struct {
 }
 
 func startAgent(ctx context.Context, c config, srv *minio, name, dumps, state, bucket string, extra ...string) (*runningAgent, error) {
+	return startAgentIn(ctx, c, srv, "", name, dumps, state, bucket, append([]string{"--pod-source", "none"}, extra...)...)
+}
+
+// startAgentIn starts the agent; with cgroupProcs (a cgroup's cgroup.procs
+// file) it runs in that cgroup from its first instruction: a shell writes
+// its own PID there and then execs the agent, so the agent's process (the
+// same PID) never runs outside it, its runtime's threads included.
+func startAgentIn(ctx context.Context, c config, srv *minio, cgroupProcs, name, dumps, state, bucket string, extra ...string) (*runningAgent, error) {
 	listen, err := freePort()
 	if err != nil {
 		return nil, err
@@ -112,7 +120,7 @@ func startAgent(ctx context.Context, c config, srv *minio, name, dumps, state, b
 	args := []string{"agent",
 		"--dump-dir", dumps, "--state-dir", state,
 		"--store", "s3://" + bucket + "/" + name, "--s3-endpoint", srv.endpoint,
-		"--pod-source", "none", "--listen-address", listen,
+		"--listen-address", listen,
 		"--keep-free", "0", "--max-dump-bytes", "0", "--max-dumps-per-window", "0",
 		"--log-format", "json"}
 	args = append(append(args, extra...), c.agentFlags...)
@@ -122,6 +130,9 @@ func startAgent(ctx context.Context, c config, srv *minio, name, dumps, state, b
 		return nil, err
 	}
 	cmd := exec.Command(c.crashdump, args...)
+	if cgroupProcs != "" {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0" && exec "$@"`, cgroupProcs, c.crashdump}, args...)...)
+	}
 	cmd.Env = srv.agentEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -7,8 +7,12 @@
 // server, alternating the order over several rounds. It reports the median
 // wall time of each, the ratio agent/mc, the bytes stored, peak RSS and CPU
 // seconds, then measures detection latency (writer's close to upload start
-// and to the verified object) and the idle footprint of an agent watching
-// 1,000 directories, and profiles the agent's upload code path on the core.
+// and to the verified object), claim-time evidence under a CPU limit (the
+// agent in a 250m cgroup uploading the core while 100 createdump-shaped
+// writers in pod cgroups write dumps: how many are attributed by writer
+// PID, how many wrongly, and how long from create to writer found), the
+// idle footprint of an agent watching 1,000 directories, and profiles the
+// agent's upload code path on the core.
 //
 // Results go to stdout, bench/results.md and bench/results.json (with a
 // description of the machine, so runs can be compared). See
@@ -30,7 +34,7 @@ import (
 )
 
 // Every scenario, in the order they run.
-var allScenarios = []string{"core", "random", "many", "sparse", "latency", "idle", "profile"}
+var allScenarios = []string{"core", "random", "many", "sparse", "latency", "evidence", "idle", "profile"}
 
 type config struct {
 	crashdump, minio, mc string
@@ -49,6 +53,16 @@ type config struct {
 	latencySettle   time.Duration
 	latencySize     int64
 
+	evidenceWriters  int
+	evidenceSize     int64
+	evidenceWrite    time.Duration
+	evidenceGapMin   time.Duration
+	evidenceGapMax   time.Duration
+	evidenceMilliCPU int64
+	evidenceCores    int
+	evidenceDistinct bool
+	evidenceControl  bool
+
 	idleDirs     int
 	idleDuration time.Duration
 
@@ -60,6 +74,10 @@ type config struct {
 }
 
 func main() {
+	// The evidence scenario's writers are this binary, re-executed.
+	if len(os.Args) > 1 && os.Args[1] == evidenceWriterArg {
+		os.Exit(evidenceWriterMain(os.Args[2:]))
+	}
 	var c config
 	var scen, agentFlags string
 	flag.StringVar(&c.crashdump, "crashdump", "bin/crashdump", "agent binary (make build)")
@@ -78,6 +96,15 @@ func main() {
 	flag.DurationVar(&c.latencyInterval, "latency-interval", time.Second, "time between two dumps of the latency scenario")
 	flag.DurationVar(&c.latencySettle, "latency-settle", 200*time.Millisecond, "--settle-time of the latency scenario's agent")
 	flag.Int64Var(&c.latencySize, "latency-size", 2<<20, "size of each latency dump, in bytes")
+	flag.IntVar(&c.evidenceWriters, "evidence-writers", 100, "createdump-shaped writers of the evidence scenario")
+	flag.Int64Var(&c.evidenceSize, "evidence-size", 2<<20, "bytes each evidence writer writes")
+	flag.DurationVar(&c.evidenceWrite, "evidence-write", 150*time.Millisecond, "time each evidence writer takes from its first write to its last")
+	flag.DurationVar(&c.evidenceGapMin, "evidence-gap-min", 100*time.Millisecond, "least time between two evidence writers' starts")
+	flag.DurationVar(&c.evidenceGapMax, "evidence-gap-max", 300*time.Millisecond, "most time between two evidence writers' starts (uniform in between)")
+	flag.Int64Var(&c.evidenceMilliCPU, "evidence-cpu", 250, "CPU limit of the evidence scenario's agent, in millicores (CFS quota per 100 ms period)")
+	flag.IntVar(&c.evidenceCores, "evidence-cores", 2, "copies of the 1 GiB core the evidence agent may upload one after the other while writers run")
+	flag.BoolVar(&c.evidenceDistinct, "evidence-distinct", false, "evidence writers write coredump.<n>.dmp instead of all coredump.1.dmp (the seed's shared name)")
+	flag.BoolVar(&c.evidenceControl, "evidence-control", true, "when an evidence target is missed, run the scenario again with the agent not CPU-limited, for comparison")
 	flag.IntVar(&c.idleDirs, "idle-dirs", 1000, "subdirectories watched by the idle agent")
 	flag.DurationVar(&c.idleDuration, "idle-duration", 60*time.Second, "how long the idle agent is measured")
 	flag.Float64Var(&c.quietLoad, "quiet-load", 1.5, "with -quiet-wait: start when the 1-minute load average is below this")
@@ -168,7 +195,7 @@ func run(ctx context.Context, c config) (bool, error) {
 			uploads = append(uploads, s)
 		}
 	}
-	needCore := c.want("core") || c.want("profile")
+	needCore := c.want("core") || c.want("profile") || c.want("evidence")
 	in, err := prepareInputs(ctx, c, cache, uploads, needCore)
 	if err != nil {
 		return false, err
@@ -196,6 +223,19 @@ func run(ctx context.Context, c config) (bool, error) {
 			return false, fmt.Errorf("latency: %w", err)
 		}
 		res.Latency = lr
+	}
+	if c.want("evidence") {
+		er, err := runEvidence(ctx, c, srv, in, runDir, c.evidenceMilliCPU)
+		if err != nil {
+			return false, fmt.Errorf("evidence: %w", err)
+		}
+		if c.evidenceControl && (er.WriterPIDRate < 0.99 || er.Wrong > 0) {
+			fmt.Println("bench-perf: evidence: a target is missed at the limit; the same run without a CPU limit, for comparison")
+			if er.Control, err = runEvidence(ctx, c, srv, in, runDir, 0); err != nil {
+				return false, fmt.Errorf("evidence (control, no CPU limit): %w", err)
+			}
+		}
+		res.Evidence = er
 	}
 	if c.want("idle") {
 		ir, err := runIdle(ctx, c, srv, runDir)

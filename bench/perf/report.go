@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -20,6 +21,7 @@ type results struct {
 	Inputs     map[string]*inputSet `json:"inputs"`
 	Scenarios  []*scenarioResult    `json:"scenarios"`
 	Latency    *latencyResult       `json:"latency,omitempty"`
+	Evidence   *evidenceResult      `json:"evidence,omitempty"`
 	Idle       *idleResult          `json:"idle,omitempty"`
 	Profile    *profileResult       `json:"profile,omitempty"`
 	Targets    []target             `json:"targets"`
@@ -32,6 +34,8 @@ type target struct {
 	Unit     string  `json:"unit"`
 	Measured float64 `json:"measured"`
 	Met      bool    `json:"met"`
+	// AtLeast: the target is a floor (measured ≥ limit), not a ceiling.
+	AtLeast bool `json:"at_least,omitempty"`
 	// LowerBound, for the core's wall-time ratio: the lower bound
 	// (strictBound) over the fastest mc cp round of the run. Above Limit
 	// both over it and over the median, no agent that keeps the contract
@@ -160,6 +164,12 @@ func (r *results) evaluate() {
 	}
 	if r.Latency != nil {
 		add("close → upload start beyond settle, p99", 150, r.Latency.CloseToUploadStart.P99, "ms")
+	}
+	if e := r.Evidence; e != nil {
+		at := fmt.Sprintf("evidence at %dm, %d writers", e.CPULimit.millicores(), e.Writers)
+		r.Targets = append(r.Targets, target{Name: at + ": dumps attributed by writer-pid", Limit: 99, Unit: "%",
+			Measured: 100 * e.WriterPIDRate, Met: 100*e.WriterPIDRate >= 99, AtLeast: true})
+		add(at+": wrong attributions", 0, float64(e.Wrong), "dumps")
 	}
 }
 
@@ -290,6 +300,9 @@ func (r *results) markdown() string {
 		}
 		fmt.Fprintf(&b, "\nAgent over the latency run: peak RSS %s, %.2f CPU s.\n\n", mib(l.AgentPeakRSS), l.AgentCPUS)
 	}
+	if e := r.Evidence; e != nil {
+		b.WriteString(e.markdown())
+	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(&b, "Idle footprint: agent watching %d directories (%d watches) for %.0f s after %.0f s of warm-up: RSS max %s (end %s = %s anonymous + %s file pages of the executable; lifetime VmHWM %s; Go heap in use %s, Go sys %s); CPU %.3f%% of one core (%.2f s; schedstat: %.3f%%); %d periodic rescan(s) in the window.\n\n",
 			i.Dirs, i.Watched, i.DurationS, i.WarmupS, mib(i.RSSMax), mib(i.RSSEnd), mib(i.AnonEnd), mib(i.FileEnd), mib(i.HWM),
@@ -350,7 +363,11 @@ func (r *results) markdown() string {
 					mark += fmt.Sprintf(" — at the lower bound: %.2f of the median mc cp, %.2f of its fastest round", t.LowerBoundMedian, t.LowerBound)
 				}
 			}
-			fmt.Fprintf(&b, "| %s | ≤ %g %s | %.3g %s | %s |\n", t.Name, t.Limit, t.Unit, t.Measured, t.Unit, mark)
+			op := "≤"
+			if t.AtLeast {
+				op = "≥"
+			}
+			fmt.Fprintf(&b, "| %s | %s %g %s | %.3g %s | %s |\n", t.Name, op, t.Limit, t.Unit, t.Measured, t.Unit, mark)
 		}
 		b.WriteString("\n")
 	}
@@ -380,4 +397,110 @@ func unlinkCPU(cpu float64) string {
 		return " (a plain unlink, cheaper here than dropping the page cache first)"
 	}
 	return fmt.Sprintf(" (of which %.3f s CPU: the rest is waiting for the filesystem)", cpu)
+}
+
+// markdown is the evidence scenario's section of the report: the run at
+// the limit and, when it was made, the control run beside it.
+func (e *evidenceResult) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Claim-time evidence under a CPU limit: %s\n\n", e.Method)
+	runs := []*evidenceResult{e}
+	b.WriteString("| measure | agent at " + e.CPULimit.String())
+	if e.Control != nil {
+		runs = append(runs, e.Control)
+		b.WriteString(" | control: agent not CPU-limited (same run, after)")
+	}
+	b.WriteString(" |\n|---|---" + strings.Repeat("|---", len(runs)-1) + "|\n")
+	row := func(k string, f func(r *evidenceResult) string) {
+		fmt.Fprintf(&b, "| %s |", k)
+		for _, r := range runs {
+			fmt.Fprintf(&b, " %s |", f(r))
+		}
+		b.WriteString("\n")
+	}
+	row("writers (one pod each)", func(r *evidenceResult) string {
+		return fmt.Sprintf("%d, %s each over %.0f ms, %.0f–%.0f ms apart, file %s", r.Writers, human(r.SizeBytes), r.WriteS*1000, r.GapMinS*1000, r.GapMaxS*1000, r.FileName)
+	})
+	row("gaps between creates as they happened (ms): min / p50 / max", func(r *evidenceResult) string {
+		return fmt.Sprintf("%.0f / %.0f / %.0f (a writer's open at most %.0f ms after its scheduled time)", r.Gaps.Min, r.Gaps.P50, r.Gaps.Max, r.LateMax)
+	})
+	row("attributed by writer-pid to their own pod", func(r *evidenceResult) string {
+		return fmt.Sprintf("**%d / %d (%.1f %%)**", r.WriterPID, r.Writers, 100*r.WriterPIDRate)
+	})
+	row("attributed to a wrong pod", func(r *evidenceResult) string { return fmt.Sprintf("**%d**", r.Wrong) })
+	row("stored as their own object; stored dumps holding no single writer's bytes", func(r *evidenceResult) string {
+		return fmt.Sprintf("%d; %d", r.Stored, r.Mixed)
+	})
+	row("lost: overwritten (O_TRUNC of the same name by the next writer) before the agent claimed them", func(r *evidenceResult) string {
+		return fmt.Sprintf("**%d**", r.Overwritten)
+	})
+	row("why not writer-pid (writers)", func(r *evidenceResult) string {
+		if len(r.Why) == 0 {
+			return "—"
+		}
+		return methodCounts(r.Why)
+	})
+	row("correlation.method of the writers' dumps", func(r *evidenceResult) string { return methodCounts(r.Methods) })
+	row("create → writer found (ms): p50 / p90 / p99 / max", func(r *evidenceResult) string {
+		d := r.CreateToFound
+		return fmt.Sprintf("%.0f / %.0f / **%.0f** / %.0f (n = %d)", d.P50, d.P90, d.P99, d.Max, d.N)
+	})
+	row("create → claimed (ms): p50 / p90 / p99 / max", func(r *evidenceResult) string {
+		d := r.CreateToClaim
+		return fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", d.P50, d.P90, d.P99, d.Max)
+	})
+	row("claimed → writer found, the process scan (ms): p50 / p90 / p99 / max", func(r *evidenceResult) string {
+		d := r.ClaimToFound
+		return fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", d.P50, d.P90, d.P99, d.Max)
+	})
+	row("one process-table scan, agent's procfs code, unthrottled (before the run)", func(r *evidenceResult) string {
+		return fmt.Sprintf("%d processes, %d fds: %.1f ms CPU, %.1f ms wall", r.Scan.Processes, r.Scan.FDs, r.Scan.CPUMS, r.Scan.WallMS)
+	})
+	row("agent CPU over the run", func(r *evidenceResult) string {
+		if r.CPULimit.PeriodUS == 0 {
+			return fmt.Sprintf("%.2f s, not limited", r.AgentCPUS)
+		}
+		return fmt.Sprintf("%.2f s; throttled in %d of %d periods, %.1f s throttled (summed over CPUs)", r.AgentCPUS, r.Throttle.Throttled, r.Throttle.Periods, r.Throttle.ThrottledS)
+	})
+	row("agent peak RSS", func(r *evidenceResult) string { return mib(r.AgentPeakRSS) })
+	row("1 GiB core uploads: copies; durations", func(r *evidenceResult) string {
+		var ups []string
+		for _, s := range r.CoreUploadS {
+			ups = append(ups, fmt.Sprintf("%.1f s", s))
+		}
+		return fmt.Sprintf("%d; %s", r.CoreCopies, strings.Join(ups, ", "))
+	})
+	row("writers created while a core upload was in flight", func(r *evidenceResult) string {
+		return fmt.Sprintf("**%d / %d** (writers' window %.1f s)", r.CreatesInCore, r.Writers, r.WindowS)
+	})
+	row("pod list fetches from the fake kubelet", func(r *evidenceResult) string { return fmt.Sprint(r.PodListFetches) })
+	row("load average at start / end", func(r *evidenceResult) string { return loads(r.LoadStart) + " / " + loads(r.LoadEnd) })
+	fmt.Fprintf(&b, "\nCreate → writer found is taken from %s.\n\n", e.FoundFrom)
+	for _, r := range runs {
+		if len(r.Misses) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "Writers not attributed by writer-pid to their own pod, agent CPU %s (%d):\n\n", r.CPULimit, len(r.Misses))
+		for _, m := range r.Misses[:min(len(r.Misses), 20)] {
+			fmt.Fprintf(&b, "- %s\n", m)
+		}
+		if len(r.Misses) > 20 {
+			fmt.Fprintf(&b, "- … %d more in the JSON results\n", len(r.Misses)-20)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func methodCounts(m map[string]int) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var s []string
+	for _, k := range keys {
+		s = append(s, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(s, ", ")
 }
