@@ -276,7 +276,16 @@ func writeDescription(w io.Writer, mode cliMode, s *session, d *catalog.Dump, no
 
 	file := localName(d)
 	if oc := openCommand(m, file); oc.command != "" {
-		p.line("Open with", mode.name+" get "+d.ShortID+" && "+oc.command)
+		// A key outside the default layout (a prefix) has no short ID in
+		// it: the manifest's ID, else the key, still names the dump.
+		ref := d.ShortID
+		if ref == "" {
+			ref = d.ID()
+		}
+		if ref == "" {
+			ref = d.Key
+		}
+		p.line("Open with", mode.name+" get "+ref+" && "+oc.command)
 	} else {
 		p.line("Fetch with", mode.name+" get "+d.ShortID)
 	}

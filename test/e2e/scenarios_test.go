@@ -278,6 +278,11 @@ func testSeed(t *testing.T, f *agentFixture) {
 		if term := m.Pod.Termination; term != nil && !strings.Contains(out, fmt.Sprintf("exit %d %s", term.ExitCode, term.SignalName)) {
 			t.Errorf("describe %s does not show exit %d %s:\n%s", m.Object.Key, term.ExitCode, term.SignalName, out)
 		}
+		// The command it suggests names the dump (under a key prefix
+		// there is no short ID in the key: the manifest's ID).
+		if !regexp.MustCompile(`Open with:\s+crashdump get [0-9a-f]{8,} && `).MatchString(out) {
+			t.Errorf("describe %s: the suggested get command names no dump:\n%s", m.Object.Key, out)
+		}
 	}
 	if head := f.verifyObject(t, got[0]); !bytes.HasPrefix(head, []byte("\x7fELF")) {
 		t.Errorf("%s: not an ELF core: % x", got[0].Object.Key, head[:min(len(head), 16)])
