@@ -252,7 +252,11 @@ func (a *Agent) gatherEvidence(items []*item) {
 			w := Writer{HostPID: o.PID, Writable: o.Writable}
 			p, ok := procs[o.PID]
 			if !ok {
-				if p, err = a.proc.Process(o.PID); err == nil {
+				read := a.proc.Process
+				if o.CgroupRead {
+					read = a.proc.Identity // its cgroup came with the scan
+				}
+				if p, err = read(o.PID); err == nil {
 					procs[o.PID] = p
 					ok = true
 				}
@@ -269,7 +273,9 @@ func (a *Agent) gatherEvidence(items []*item) {
 					w.StartTime = p.StartTime
 				}
 				w.NSPID, w.Comm, w.Exe = p.NSPID, p.Comm, p.Exe
-				cg, haveCgroup = p.Cgroup, true
+				if !o.CgroupRead {
+					cg, haveCgroup = p.Cgroup, true
+				}
 			}
 			// The cgroup read when the descriptor was found stands when the
 			// writer has exited since (createdump closes and exits within

@@ -192,8 +192,8 @@ func (s *scanner) scanProcess(pid int) {
 	s.stats.Processes++
 
 	var startTime uint64
-	var cg Cgroup
-	haveStartTime, haveCgroup := false, false
+	haveStartTime := false
+	var mine []FileID // the wanted files this process holds
 	for _, name := range s.names {
 		fd, ok := parseFD(name)
 		if !ok {
@@ -235,12 +235,29 @@ func (s *scanner) scanProcess(pid int) {
 		}
 		if !haveStartTime {
 			startTime, haveStartTime = readStartTime(pidDir), true
-			if b, err := os.ReadFile(pidDir + "/cgroup"); err == nil && (startTime == 0 || readStartTime(pidDir) == startTime) {
-				cg, _ = ParseCgroup(b)
-				haveCgroup = true
+		}
+		if !slices.Contains(mine, id) {
+			mine = append(mine, id)
+		}
+		s.found[id] = append(s.found[id], Opener{PID: pid, FD: fd, Writable: writable, StartTime: startTime})
+	}
+	if len(mine) == 0 {
+		return
+	}
+	// The cgroup, read as soon as this process's descriptors are listed,
+	// not after the whole scan: a createdump that closes and exits right
+	// after is gone by then, and its cgroup is the evidence.
+	b, err := os.ReadFile(pidDir + "/cgroup")
+	if err != nil || (startTime != 0 && readStartTime(pidDir) != startTime) {
+		return
+	}
+	cg, _ := ParseCgroup(b)
+	for _, id := range mine {
+		for i := range s.found[id] {
+			if o := &s.found[id][i]; o.PID == pid {
+				o.Cgroup, o.CgroupRead = cg, true
 			}
 		}
-		s.found[id] = append(s.found[id], Opener{PID: pid, FD: fd, Writable: writable, StartTime: startTime, Cgroup: cg, CgroupRead: haveCgroup})
 	}
 }
 

@@ -65,7 +65,13 @@ type Process struct {
 // The PID may have been recycled since it was found holding a dump open. A
 // caller that needs certainty compares StartTime with Opener.StartTime, or
 // confirms with OpenersIn afterwards that the PID still holds the file.
-func (fs FS) Process(pid int) (Process, error) {
+func (fs FS) Process(pid int) (Process, error) { return fs.process(pid, true) }
+
+// Identity is Process without the cgroup, for a process whose cgroup the
+// scan that found it already read (Opener.CgroupRead).
+func (fs FS) Identity(pid int) (Process, error) { return fs.process(pid, false) }
+
+func (fs FS) process(pid int, withCgroup bool) (Process, error) {
 	if pid <= 0 {
 		return Process{}, fmt.Errorf("read process %d: invalid pid", pid)
 	}
@@ -92,12 +98,14 @@ func (fs FS) Process(pid int) (Process, error) {
 		p.Exe = exe
 	}
 
-	path = dir + "/cgroup"
-	cg, err := os.ReadFile(path)
-	if err != nil {
-		return Process{}, fmt.Errorf("read %s: %w", path, err)
+	if withCgroup {
+		path = dir + "/cgroup"
+		cg, err := os.ReadFile(path)
+		if err != nil {
+			return Process{}, fmt.Errorf("read %s: %w", path, err)
+		}
+		p.Cgroup, _ = ParseCgroup(cg)
 	}
-	p.Cgroup, _ = ParseCgroup(cg)
 
 	if p.StartTime != 0 && readStartTime(dir) != p.StartTime {
 		return Process{}, fmt.Errorf("read process %d: it exited or its pid was reused while being read", pid)
