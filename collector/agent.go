@@ -67,6 +67,12 @@ type Config struct {
 	NamespaceDirMode fs.FileMode
 	// Policy is the collection policy: selection and crash-loop limits.
 	Policy Policy
+	// CoreArgs is what manifests keep of an ELF core's command line:
+	// inspect.ArgsRedacted (the default: executable and flag names),
+	// inspect.ArgsFull or inspect.ArgsNone. Values on a command line are
+	// where secrets are passed (--password=…), and manifests, describe
+	// and rate-limited records all show it.
+	CoreArgs string
 	// MaxDumpBytes (or MaxDumpPercent of the filesystem) bounds what the
 	// dumps staged and failed on this node may hold together (0: no limit); KeepFreeBytes / KeepFreePercent is the
 	// free space the filesystem must keep. The budget is enforced by evicting

@@ -387,7 +387,8 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	if m.Kind == "elf-core" {
 		if cs, err = inspect.ReadCore(f, info.Size); err == nil {
 			m.Core = &manifest.Core{Signal: cs.Signal, SignalName: cs.SignalName, PID: cs.PID, Exe: cs.Exe,
-				Args: cs.Args, ArgsTruncated: cs.ArgsTruncated, Threads: len(cs.Threads), Machine: cs.Machine}
+				Args: inspect.ArgsFor(cs.Args, a.cfg.CoreArgs), Threads: len(cs.Threads), Machine: cs.Machine}
+			m.Core.ArgsTruncated = cs.ArgsTruncated && m.Core.Args != ""
 		} else {
 			a.log.Info("no ELF core summary", "path", rec.Path, "err", err)
 			cs, err = nil, nil

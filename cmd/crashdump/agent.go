@@ -23,6 +23,7 @@ import (
 
 	"github.com/crashdump-io/crashdump/collector"
 	"github.com/crashdump-io/crashdump/collector/discover"
+	"github.com/crashdump-io/crashdump/collector/inspect"
 	"github.com/crashdump-io/crashdump/collector/procfs"
 	"github.com/crashdump-io/crashdump/uploader"
 	"github.com/crashdump-io/crashdump/uploader/s3store"
@@ -39,6 +40,7 @@ type agentFlags struct {
 	attribution                 attributionFlags
 	listenAddress               string
 	compression                 string
+	coreArgs                    string
 	settleTime, maxSettleWait   time.Duration
 	rescanInterval              time.Duration
 	shutdownGrace               time.Duration
@@ -97,6 +99,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.StringVar(&f.procRoot, "proc-root", "/proc", "host /proc (for writer detection and attribution)")
 	fs.StringVar(&f.listenAddress, "listen-address", ":9102", "address for /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&f.compression, "compression", "zstd", "zstd or none (incompressible dumps are always sent raw)")
+	fs.StringVar(&f.coreArgs, "core-args", inspect.ArgsRedacted, "what manifests keep of an ELF core's command line: redacted (executable and flag names, values replaced by <redacted>), full, or none (see docs/security.md)")
 	fs.DurationVar(&f.settleTime, "settle-time", 2*time.Second, "quiet period before a closed dump counts as complete (0s: none, complete as soon as no process holds it open)")
 	fs.DurationVar(&f.maxSettleWait, "max-settle-wait", 30*time.Minute, "upload a dump still open or changing after this long anyway, marked incomplete")
 	fs.DurationVar(&f.rescanInterval, "rescan-interval", time.Minute, "full rescan of --dump-dir (a safety net under the file watches)")
@@ -224,7 +227,13 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
+	switch f.coreArgs {
+	case inspect.ArgsRedacted, inspect.ArgsFull, inspect.ArgsNone:
+	default:
+		return fmt.Errorf("--core-args %q: want redacted, full or none", f.coreArgs)
+	}
 	cfg := collector.Config{
+		CoreArgs:      f.coreArgs,
 		NamespaceDirs: f.namespaceDirs, NamespaceDirMode: dirMode,
 		DumpDir: f.dumpDir, StateDir: f.stateDir, ProcRoot: f.procRoot, Node: node, Version: version,
 		Include: f.include, Exclude: f.exclude, Compression: f.compression, KeyTemplate: kt,

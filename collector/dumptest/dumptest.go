@@ -90,3 +90,27 @@ func waitStarted(t testing.TB, pid int) {
 	}
 	t.Fatalf("process %d did not start", pid)
 }
+
+// CrashCore runs argv under gdb until it is stopped by a signal and writes
+// its core to dst with gdb's gcore, as a crash would leave it. Unlike
+// CoreOf (gcore attaching to a running process, which records only
+// argv[0]), gdb started the program, so the core's pr_psargs holds the
+// whole command line (its first 79 bytes), as a kernel-written core does.
+// argv must make the program stop itself, e.g. sh -c 'kill -SEGV $$'.
+func CrashCore(t testing.TB, dst string, argv ...string) {
+	t.Helper()
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		t.Fatalf("gdb not found (`make tools`): %v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"-nx", "-batch", "-ex", "run", "-ex", "gcore " + dst, "-ex", "kill", "--args"}, argv...)
+	cmd := exec.Command(gdb, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if _, serr := os.Stat(dst); serr != nil {
+		t.Fatalf("gdb wrote no core of %v: %v %v\n%s", argv, err, serr, out)
+	}
+}
