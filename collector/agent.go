@@ -75,12 +75,18 @@ type Config struct {
 	CoreArgs string
 	// MaxDumpBytes (or MaxDumpPercent of the filesystem) bounds what the
 	// dumps staged and failed on this node may hold together (0: no limit); KeepFreeBytes / KeepFreePercent is the
-	// free space the filesystem must keep. The budget is enforced by evicting
-	// dumps (see enforceBudget) on every new dump and every BudgetInterval.
+	// free space the filesystem must keep for new dumps to be claimed. The
+	// budgets are enforced (see enforceBudget) on every new dump and every
+	// BudgetInterval.
 	MaxDumpBytes    int64
 	MaxDumpPercent  float64
 	KeepFreeBytes   int64
 	KeepFreePercent float64
+	// MaxDumpBytesPerNamespace bounds the disk one namespace's dumps may
+	// use (0: no limit); a namespace label crashdump.io/max-dump-bytes (a
+	// Kubernetes quantity, "0" for none) overrides it for that namespace.
+	// Not a pod annotation: a pod must not raise its own budget.
+	MaxDumpBytesPerNamespace int64
 	// FreeSpace reports a filesystem's free and total bytes (default
 	// statfs); tests inject it.
 	FreeSpace      func(path string) (free, total uint64, err error)
@@ -203,6 +209,10 @@ type Agent struct {
 
 	storeOK atomic.Bool
 	failed  atomic.Int64
+
+	// claimsPaused: the filesystem is under --keep-free (enforceBudget);
+	// new dumps are left where they are until it is not.
+	claimsPaused atomic.Bool
 
 	rejMu    sync.Mutex
 	rejected map[rejectKey]bool

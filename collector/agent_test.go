@@ -34,17 +34,22 @@ func TestSeedScenario(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// createdump writes the crash report first, then the dump.
+			// createdump writes the crash report first, then the dump. Each
+			// is renamed into place whole: written in place, the test
+			// process would be the open writer of both, and the agent, when
+			// its scan caught it, would rightly pair them by writer; this
+			// test is about pairing by the crashed thread.
 			report := dumptest.Boom().Of(t, core).Render()
-			if err := os.WriteFile(filepath.Join(e.dumpDir, "coredump.1.dmp.crashreport.json"), report, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(e.dumpDir, "coredump.1.dmp"), original, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			e.placeWhole(t, "coredump.1.dmp.crashreport.json", report)
+			e.placeWhole(t, "coredump.1.dmp", original)
 
 			eventually(t, 30*time.Second, "dump and manifest stored", func() bool { return len(e.dumps()) == 1 })
-			eventually(t, 10*time.Second, "node copy removed", func() bool { return emptyDir(t, e.dumpDir) && len(e.staged()) == 0 })
+			// The pending gauges drop when the scheduler takes the worker's
+			// result, just after the entry is removed: a stop in between
+			// would leave them as they were.
+			eventually(t, 10*time.Second, "node copy removed and no dump pending", func() bool {
+				return emptyDir(t, e.dumpDir) && len(e.staged()) == 0 && metric(t, e.reg, "crashdump_pending_dumps") == 0
+			})
 			if err := stop(); err != nil {
 				t.Fatalf("agent stopped with %v", err)
 			}

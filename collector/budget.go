@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,21 +26,39 @@ type victim struct {
 	claimed time.Time
 	size    int64 // on disk (allocated)
 	path    string
+	tenant  string
 	evict   func()
 }
 
 // enforceBudget keeps what the agent holds on the node within
-// --max-dump-bytes and the filesystem's free space above --keep-free, by
-// evicting dumps: first any dump that alone exceeds the budget (it can never
-// fit), then the oldest not yet uploaded — failed ones, then pending ones —
-// never one being uploaded. A new dump is thus accepted only by evicting
-// older ones, or evicted itself when nothing older can go.
+// --max-dump-bytes and --max-dump-bytes-per-namespace by evicting dumps,
+// and keeps claiming new dumps only while the filesystem has --keep-free.
+//
+// Eviction is per tenant (tenantOf: the dump's namespace, else its
+// writer's pod, else the directory it landed in), so that one tenant
+// cannot cost another its dump:
+//  1. a namespace over its own budget loses its dumps, and only its own;
+//  2. while the dumps together are over --max-dump-bytes, the tenant using
+//     the most disk loses its dumps. That tenant is always over its fair
+//     share (the budget divided by the tenants holding dumps): a tenant
+//     within it is never evicted.
+//
+// Within a tenant a dump that alone is larger than the budget goes first
+// (it can never fit), then the oldest not yet uploaded — failed ones and
+// pending ones by claim time —, never one being uploaded.
+//
+// Free space under --keep-free evicts nothing: the pressure comes from
+// files the agent does not hold (its own dumps are bounded by the byte
+// budgets), and deleting tenants' dumps would pay for another's files.
+// Claiming stops instead (pauseClaims), logged and in
+// crashdump_claims_paused, until the free space is back.
 func (s *scheduler) enforceBudget(now time.Time) {
 	a := s.a
 	cfg := a.cfg
 	limitBytes := cfg.MaxDumpBytes > 0 || cfg.MaxDumpPercent > 0
 	limitFree := cfg.KeepFreeBytes > 0 || cfg.KeepFreePercent > 0
-	if !limitBytes && !limitFree {
+	limitNS := cfg.MaxDumpBytesPerNamespace > 0 || s.nsOverrides()
+	if !limitBytes && !limitFree && !limitNS {
 		return
 	}
 	// What the dumps use on disk (allocated blocks), not their apparent
@@ -66,48 +85,158 @@ func (s *scheduler) enforceBudget(now time.Time) {
 		a.m.budgetBytes.Set(float64(maxBytes))
 	}
 	s.maxBytes = maxBytes
-	over := func() string {
-		switch {
-		case limitBytes && usage > maxBytes:
-			return fmt.Sprintf("dumps hold %d bytes, over --max-dump-bytes %d", usage, maxBytes)
-		case limitFree && free < need:
-			return fmt.Sprintf("%d bytes free, under --keep-free %d", free, need)
+	a.pauseClaims(limitFree && free < need, free, need, usage)
+
+	used := s.tenantUsage()
+	vs := s.victims()
+	evicted := make([]bool, len(vs))
+	evict := func(i int) {
+		evicted[i] = true
+		vs[i].evict()
+		used[vs[i].tenant] -= vs[i].size
+		usage -= vs[i].size
+		a.m.dropped.WithLabelValues(DropDiskBudget).Inc()
+	}
+	// 1. Namespaces over their own budget.
+	if limitNS {
+		for i, v := range vs {
+			if lim := s.nsLimit(v.tenant); lim > 0 && used[v.tenant] > lim {
+				evict(i)
+			}
 		}
-		return ""
 	}
-	if over() == "" {
-		s.budgetWarned = false
-		return
-	}
-	for _, v := range s.victims() {
-		if over() == "" {
+	// 2. The whole budget, largest tenant first.
+	for limitBytes && usage > maxBytes {
+		share := maxBytes / int64(max(1, countPositive(used)))
+		best := -1
+		for i, v := range vs {
+			if evicted[i] || used[v.tenant] <= share {
+				continue
+			}
+			if best < 0 || used[v.tenant] > used[vs[best].tenant] {
+				best = i // vs is in eviction order: the first of a tenant
+			}
+		}
+		if best < 0 {
 			break
 		}
-		v.evict()
-		usage -= v.size
-		free += v.size
-		a.m.dropped.WithLabelValues(DropDiskBudget).Inc()
+		evict(best)
 	}
 	if f, _, err := cfg.FreeSpace(cfg.StateDir); err == nil {
 		a.m.freeBytes.Set(float64(f))
 	}
-	if why := over(); why != "" && !s.budgetWarned {
-		s.budgetWarned = true
-		a.log.Warn("disk budget still exceeded: only dumps being uploaded are left", "reason", why)
+	if limitBytes && usage > maxBytes {
+		if !s.budgetWarned {
+			s.budgetWarned = true
+			a.log.Warn("disk budget still exceeded: only dumps being uploaded or within their tenant's fair share are left",
+				"reason", fmt.Sprintf("dumps hold %d bytes, over --max-dump-bytes %d", usage, maxBytes))
+		}
+	} else {
+		s.budgetWarned = false
 	}
 }
 
-// victims lists what may be evicted, in eviction order.
+func countPositive(m map[string]int64) int {
+	n := 0
+	for _, v := range m {
+		if v > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// tenantUsage is the disk each tenant's dumps use: pending (in flight
+// included) and failed.
+func (s *scheduler) tenantUsage() map[string]int64 {
+	used := map[string]int64{}
+	for _, f := range s.failed {
+		used[f.tenant] += f.disk
+	}
+	for _, it := range s.waiting {
+		used[it.tenant] += it.disk
+	}
+	for _, it := range s.ready {
+		used[it.tenant] += it.disk
+	}
+	for it := range s.inflight {
+		used[it.tenant] += it.disk
+	}
+	return used
+}
+
+// nsLimit is the byte budget of a namespace tenant: its namespace label
+// crashdump.io/max-dump-bytes when a dump of it has been attributed, else
+// --max-dump-bytes-per-namespace; 0 is none.
+func (s *scheduler) nsLimit(tenant string) int64 {
+	ns, ok := strings.CutPrefix(tenant, tenantNamespace)
+	if !ok {
+		return 0
+	}
+	if v, ok := s.nsBudgets[ns]; ok {
+		return max(v, 0)
+	}
+	return s.a.cfg.MaxDumpBytesPerNamespace
+}
+
+// nsOverrides reports whether some namespace has a budget of its own.
+func (s *scheduler) nsOverrides() bool {
+	for _, v := range s.nsBudgets {
+		if v > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// noteNamespaceBudget records a namespace's own budget from an attributed
+// dump's plan (-1: none, 0: not set).
+func (s *scheduler) noteNamespaceBudget(p *plan) {
+	if p == nil || p.Manifest == nil || p.Manifest.Pod == nil || p.NamespaceMaxBytes == 0 {
+		return
+	}
+	if s.nsBudgets == nil {
+		s.nsBudgets = map[string]int64{}
+	}
+	s.nsBudgets[p.Manifest.Pod.Namespace] = p.NamespaceMaxBytes
+}
+
+// Tenant prefixes (tenantOf).
+const (
+	tenantNamespace = "namespace:"
+	tenantPod       = "pod-uid:"
+)
+
+// tenantOf names whose dump rec is, for the budget: the namespace it was
+// attributed to, else the pod UID its writer's cgroup names, else the
+// first directory of its path (a per-namespace directory), else "" (the
+// root of the dump directory: one tenant for all that lands there).
+func tenantOf(rec *record) string {
+	if p := rec.Plan; p != nil && p.Manifest != nil && p.Manifest.Pod != nil && p.Manifest.Pod.Namespace != "" {
+		return tenantNamespace + p.Manifest.Pod.Namespace
+	}
+	for _, w := range rec.Writers {
+		if w.PodUID != "" {
+			return tenantPod + w.PodUID
+		}
+	}
+	if dir, _, ok := strings.Cut(rec.Path, "/"); ok && dir != "" {
+		return tenantNamespace + dir
+	}
+	return ""
+}
+
+// victims lists what may be evicted, in eviction order (see enforceBudget).
 func (s *scheduler) victims() []victim {
 	var vs []victim
 	for _, f := range s.failed {
-		vs = append(vs, victim{claimed: f.claimed, size: f.disk, path: f.path, evict: func() { s.evictFailed(f) }})
+		vs = append(vs, victim{claimed: f.claimed, size: f.disk, path: f.path, tenant: f.tenant, evict: func() { s.evictFailed(f) }})
 	}
 	for _, it := range s.waiting {
-		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, evict: func() { s.evictItem(it) }})
+		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, tenant: it.tenant, evict: func() { s.evictItem(it) }})
 	}
 	for _, it := range s.ready {
-		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, evict: func() { s.evictItem(it) }})
+		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, tenant: it.tenant, evict: func() { s.evictItem(it) }})
 	}
 	tooBig := func(v victim) bool { return s.maxBytes > 0 && v.size > s.maxBytes }
 	sort.SliceStable(vs, func(i, j int) bool {
@@ -176,4 +305,25 @@ func (it *item) owner() (namespace, pod string) {
 		}
 	}
 	return "", ""
+}
+
+// pauseClaims starts or ends the pause of claiming for disk pressure
+// (--keep-free), logging each change once. held is what the agent's own
+// dumps use on disk. Safe for concurrent use.
+func (a *Agent) pauseClaims(pause bool, free, need, held int64) {
+	if a.claimsPaused.Swap(pause) == pause {
+		return
+	}
+	if pause {
+		a.m.claimsPaused.Set(1)
+		a.log.Warn("disk pressure: not claiming new dumps until free space returns; nothing is evicted for it",
+			"free", free, "keep_free", need, "held_by_dumps", held)
+		return
+	}
+	a.m.claimsPaused.Set(0)
+	a.log.Info("free space back above --keep-free: claiming new dumps again", "free", free, "keep_free", need)
+	if a.watch != nil {
+		// The files that arrived meanwhile had their events passed over.
+		a.watch.Rescan()
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,62 +28,110 @@ type rejectKey struct {
 	reason   string
 }
 
-// claimLoop claims candidates as they come, then records who had them open
-// with one process-table scan per batch, and hands them to the scheduler.
+// evidenceScans bounds the process-table scans that run at once.
+const evidenceScans = 4
+
+// claimLoop claims candidates as they come and has who holds them open
+// recorded by process-table scans, one per batch, then hands them to the
+// scheduler.
+//
+// The claim (a rename out of the dump directory) never waits for a scan.
+// In the seed's shared directory every replica writes the same name, and
+// the next crash's createdump truncates a name not yet claimed: under the
+// chart's 250m limit a full scan takes hundreds of milliseconds, and
+// claims made one after the other behind it lost every dump whose
+// successor opened the name in that time. Scans run beside the claims
+// instead, up to evidenceScans at once, each started as soon as a batch is
+// claimed: a scan goes newest process first, so a new batch's writer is
+// found within its first processes, not after the previous scan's tail.
 func (a *Agent) claimLoop(ctx context.Context, in <-chan string, recovered []*item) {
-	batch := recovered
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		a.gatherEvidence(batch)
-		for _, it := range batch {
-			if it.rec.Kind == kindReport {
-				a.shelf.add(it)
-			}
-		}
-		if o, ok := a.res.(ClaimObserver); ok {
-			for _, it := range batch {
-				o.DumpClaimed(Evidence{Path: it.rec.Path, Writers: it.rec.Writers, ClaimedAt: it.rec.ClaimedAt})
-			}
-		}
-		for _, it := range batch {
-			select {
-			case a.add <- it:
-			case <-ctx.Done():
-				return
-			}
-		}
-		batch = nil
+	var wg sync.WaitGroup
+	done := make(chan struct{}, evidenceScans)
+	running := 0
+	defer func() {
+		wg.Wait()
+		a.prio.resume()
+	}()
+	dispatch := func(batch []*item) {
+		running++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.flushBatch(ctx, batch)
+			done <- struct{}{}
+		}()
 	}
+	batch := recovered
 	for {
-		var rel string
-		var ok bool
-		select {
-		case rel, ok = <-in:
-		default:
-			// Nothing more right now: settle the batch before waiting.
-			flush()
-			a.prio.resume()
+		src := in
+		if len(batch) >= claimBatch {
+			src = nil // let the scans catch up
+		}
+		if src != nil {
+			// Claim all that has arrived before scanning: one scan
+			// serves the whole batch.
 			select {
-			case rel, ok = <-in:
-			case <-ctx.Done():
-				return
+			case rel, ok := <-src:
+				a.claimOne(rel, ok, &batch, &in)
+				continue
+			default:
 			}
 		}
-		if !ok {
-			flush()
+		if len(batch) > 0 && running < evidenceScans {
+			dispatch(batch)
+			batch = nil
+		}
+		if len(batch) == 0 && running == 0 {
+			if in == nil {
+				return
+			}
 			a.prio.resume()
+		}
+		select {
+		case rel, ok := <-src:
+			a.claimOne(rel, ok, &batch, &in)
+		case <-done:
+			running--
+		case <-ctx.Done():
 			return
 		}
-		// Uploads wait while this batch is claimed and its writers are
-		// looked up: the writer may close the file any moment.
-		a.prio.pause()
-		if it := a.claim(rel); it != nil {
-			batch = append(batch, it)
+	}
+}
+
+// claimOne claims rel, received with ok from in (false: in is closed, and
+// set to nil), adding it to batch.
+func (a *Agent) claimOne(rel string, ok bool, batch *[]*item, in *<-chan string) {
+	if !ok {
+		*in = nil
+		return
+	}
+	// Uploads wait while claims are taken and their writers looked up:
+	// the writer may close the file any moment.
+	a.prio.pause()
+	if it := a.claim(rel); it != nil {
+		*batch = append(*batch, it)
+	}
+}
+
+// flushBatch records the batch's writers with one scan of the process
+// table, shelves its crash reports and hands it to the scheduler.
+func (a *Agent) flushBatch(ctx context.Context, batch []*item) {
+	a.gatherEvidence(batch)
+	for _, it := range batch {
+		if it.rec.Kind == kindReport {
+			a.shelf.add(it)
 		}
-		if len(batch) >= claimBatch {
-			flush()
+	}
+	if o, ok := a.res.(ClaimObserver); ok {
+		for _, it := range batch {
+			o.DumpClaimed(Evidence{Path: it.rec.Path, Writers: it.rec.Writers, ClaimedAt: it.rec.ClaimedAt})
+		}
+	}
+	for _, it := range batch {
+		select {
+		case a.add <- it:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -123,6 +172,13 @@ func (a *Agent) reject(rel string, info dumpfs.Info, reason string) {
 // claim moves the dump or crash report at rel into staging. It
 // returns nil when there is nothing to collect.
 func (a *Agent) claim(rel string) *item {
+	if a.claimsPaused.Load() {
+		// Under --keep-free: left in place (it uses the same disk there),
+		// claimed by the rescan that follows the pause.
+		a.m.claimsDeferred.Inc()
+		a.log.Debug("claim deferred: disk pressure", "path", rel)
+		return nil
+	}
 	info, err := a.root.Lstat(rel)
 	if err != nil {
 		return nil // claimed already, or gone
@@ -204,7 +260,7 @@ func (a *Agent) newItem(e *staging.Entry, rec record) (*item, error) {
 		return nil, err
 	}
 	info := dumpfs.InfoFromStat(staging.DumpName, &st)
-	return &item{entry: e, rec: rec, size: info.Size, disk: info.Allocated, mtime: info.Mtime,
+	return &item{entry: e, rec: rec, size: info.Size, disk: info.Allocated, mtime: info.Mtime, ctime: info.Ctime,
 		file: procfs.FileID{Dev: info.Dev, Ino: info.Ino}}, nil
 }
 

@@ -47,6 +47,15 @@ type metrics struct {
 	failedBytes    prometheus.Gauge
 	failedTotal    prometheus.Counter
 	crashReports   *prometheus.CounterVec
+
+	// changedDuringUpload: uploads redone because the staged file changed
+	// while it was read (size, mtime or ctime), by a writer the agent did
+	// not see.
+	changedDuringUpload prometheus.Counter
+	// claimsPaused is 1 while the filesystem is under --keep-free;
+	// claimsDeferred counts the dumps seen meanwhile and left in place.
+	claimsPaused   prometheus.Gauge
+	claimsDeferred prometheus.Counter
 }
 
 // What became of a claimed crash report.
@@ -77,6 +86,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dumpBytes: f.NewCounter(prometheus.CounterOpts{
 			Name: "crashdump_dump_bytes_total",
 			Help: "Original size of the dumps uploaded and verified.",
+		}),
+		claimsPaused: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_claims_paused",
+			Help: "1 while free space is under --keep-free: new dumps are left where they are (nothing is evicted for free space) until it is back.",
+		}),
+		claimsDeferred: f.NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_claims_deferred_total",
+			Help: "Dumps seen while claiming was paused for disk pressure (--keep-free), left in place for the rescan after the pause.",
+		}),
+		changedDuringUpload: f.NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_uploads_redone_changed_total",
+			Help: "Uploads done again because the dump changed while it was read (size, mtime or ctime: a writer can set mtime back, not ctime); the node copy is kept until an upload is verified.",
 		}),
 		spilledBytes: f.NewCounter(prometheus.CounterOpts{
 			Name: "crashdump_upload_spilled_bytes_total",

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
 	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
@@ -27,7 +29,30 @@ const (
 	// AnnotationMaxPerHour overrides --max-dumps-per-window for the pod's
 	// containers ("0" disables the limit).
 	AnnotationMaxPerHour = "crashdump.io/max-per-hour"
+	// LabelMaxDumpBytes, a namespace label only, overrides
+	// --max-dump-bytes-per-namespace for that namespace: a Kubernetes
+	// quantity ("2Gi"), "0" for no limit. A pod annotation of the same
+	// name is ignored: a tenant must not raise its own budget.
+	LabelMaxDumpBytes = "crashdump.io/max-dump-bytes"
 )
+
+// namespaceBudget reads LabelMaxDumpBytes from the namespace's labels:
+// the budget, -1 for none ("0"), 0 when not set or not valid.
+func (a *Agent) namespaceBudget(att Attribution, path string) int64 {
+	v, ok := att.NamespaceLabels[LabelMaxDumpBytes]
+	if !ok {
+		return 0
+	}
+	q, err := resource.ParseQuantity(v)
+	if err != nil || q.Sign() < 0 {
+		a.log.Warn("ignoring bad namespace budget", "path", path, "source", "namespace label "+LabelMaxDumpBytes, "value", v)
+		return 0
+	}
+	if q.IsZero() {
+		return -1
+	}
+	return q.Value()
+}
 
 // What the agent does with a settled dump.
 const (

@@ -88,7 +88,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	p := rec.Plan
 	justPlanned := false
 	var hashing *uploader.Hashing
-	if p == nil || p.Size != info.Size || !p.ModTime.Equal(info.Mtime) {
+	if !p.matches(info) {
 		justPlanned = true
 		if p != nil {
 			a.log.Warn("staged dump changed since it was planned; planning again", "path", rec.Path, "id", rec.ID)
@@ -200,7 +200,11 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return fmt.Errorf("stat %s: %w", rec.Path, err)
 	}
-	if now := dumpfs.InfoFromStat("", &st); now.Size != p.Size || !now.Mtime.Equal(p.ModTime) {
+	if now := dumpfs.InfoFromStat("", &st); !p.matches(now) {
+		// The object may hold bytes the hash did not see: upload again,
+		// and keep the node copy until an upload is verified.
+		log.Warn("staged dump changed during the upload; uploading again", "size", now.Size, "planned_size", p.Size)
+		a.m.changedDuringUpload.Inc()
 		return errChanged
 	}
 
@@ -494,7 +498,11 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	default:
 		dest = a.dests.Route("", nil)
 	}
-	return &plan{Size: info.Size, ModTime: info.Mtime, Compress: compress, Key: key, Manifest: m,
+	nsBudget := a.namespaceBudget(att, rec.Path)
+	if earlier != nil {
+		nsBudget = earlier.NamespaceMaxBytes
+	}
+	return &plan{Size: info.Size, ModTime: info.Mtime, ChangeTime: info.Ctime, NamespaceMaxBytes: nsBudget, Compress: compress, Key: key, Manifest: m,
 		Action: d.action, ActionReason: d.reason, Destination: dest}, hashing, nil
 }
 

@@ -68,7 +68,7 @@ func TestDiskBudgetEvictsOldest(t *testing.T) {
 	cfg.MaxDumpBytes = 2_500_000
 	cfg.RetryBase = time.Minute // failed dumps wait, evictable
 	cfg.RetryMax = time.Minute
-	e.startWith(cfg, nil, nil)
+	stop := e.startWith(cfg, nil, nil)
 	for i, name := range []string{"old.dmp", "mid.dmp"} {
 		mustWrite(t, filepath.Join(e.dumpDir, name), randomData(t, 1_000_000))
 		eventually(t, 30*time.Second, name+" failed once", func() bool {
@@ -88,6 +88,9 @@ func TestDiskBudgetEvictsOldest(t *testing.T) {
 	if got := metric(t, e.reg, "crashdump_pending_dumps"); got != 2 {
 		t.Errorf("pending dumps %v, want 2", got)
 	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,86 +104,28 @@ func TestDiskBudgetEvictsOldest(t *testing.T) {
 	}
 }
 
-// TestKeepFree: the free-space floor is honoured on a real, small
-// filesystem (a 24 MiB tmpfs) when one can be mounted; otherwise through an
-
-// TestDiskBudgetCountsAllocatedBlocks: the budget charges a dump the disk
-// it uses, not its apparent size. A tenant's sparse file (`truncate -s`,
-// 4 KiB of data) costs nothing, so with the store down it evicts neither
-// another tenant's real dump nor itself; both are stored once the store is
-// back. Charged by st_size, the sparse file was "larger than the budget"
-// and evicted, and beside more dumps it pushed theirs out.
-func TestDiskBudgetCountsAllocatedBlocks(t *testing.T) {
-	e := newEnv(t, true)
-	e.srv.Stop()
-	cfg := e.config()
-	cfg.MaxDumpBytes = 2_500_000
-	cfg.RetryBase = time.Minute
-	cfg.RetryMax = time.Minute
-	stop := e.startWith(cfg, nil, nil)
-	victim := randomData(t, 1_000_000)
-	mustWrite(t, filepath.Join(e.dumpDir, "victim.dmp"), victim)
-	f, err := os.Create(filepath.Join(e.dumpDir, "sparse.dmp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(randomData(t, 4096)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(256 << 20); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, "both dumps failed once", func() bool {
-		return metric(t, e.reg, "crashdump_uploads_total", "result", "failure") >= 2
-	})
-	if got := metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "disk_budget"); got != 0 {
-		t.Fatalf("evicted %v dumps: a sparse file was charged its apparent size", got)
-	}
-	if got := metric(t, e.reg, "crashdump_dump_disk_bytes"); got < 1_000_000 || got > 1_200_000 {
-		t.Errorf("crashdump_dump_disk_bytes %v, want what the two use on disk (~1 MB)", got)
-	}
-	if got := metric(t, e.reg, "crashdump_pending_bytes"); got < 256<<20 {
-		t.Errorf("crashdump_pending_bytes %v, want the apparent sizes (over 256 MiB)", got)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.srv.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	e.startWith(e.config(), nil, nil)
-	eventually(t, 60*time.Second, "both stored", func() bool { return len(e.dumps()) == 2 })
-	for _, d := range e.dumps() {
-		if d.manifest.File.Name == "victim.dmp" && !bytes.Equal(d.original(t), victim) {
-			t.Errorf("victim.dmp stored with other bytes")
-		}
-		if d.manifest.File.Name == "sparse.dmp" && d.manifest.File.Size != 256<<20 {
-			t.Errorf("sparse.dmp stored as %d bytes", d.manifest.File.Size)
-		}
-	}
-}
-
-// injected free-space function.
+// TestKeepFree: free space under --keep-free, caused by a file the agent
+// does not hold, evicts nothing: evicting tenants' dumps would pay for
+// someone else's file. The agent stops claiming instead (logged,
+// crashdump_claims_paused), leaves a new dump where it was written, and
+// claims it once the space is back. On a real, small filesystem (a 24 MiB
+// tmpfs) when one can be mounted; otherwise through an injected
+// free-space function.
 func TestKeepFree(t *testing.T) {
 	e := newEnv(t, true)
 	cfg := e.config()
 	cfg.RetryBase, cfg.RetryMax = time.Minute, time.Minute
+	cfg.BudgetInterval = 100 * time.Millisecond
 	mnt := filepath.Join(t.TempDir(), "small")
 	must(t, os.MkdirAll(mnt, 0o755))
 	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=24m"); err == nil {
 		t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
-		cfg.DumpDir, cfg.StateDir = filepath.Join(mnt, "dumps"), filepath.Join(mnt, "state")
-		must(t, os.MkdirAll(cfg.DumpDir, 0o755))
-		e.dumpDir, e.stateDir = cfg.DumpDir, cfg.StateDir
 		t.Log("using a real 24 MiB tmpfs")
 	} else {
 		t.Logf("cannot mount a tmpfs (%v): injecting free space", err)
 		cfg.FreeSpace = func(string) (uint64, uint64, error) {
 			used := int64(0)
-			_ = filepath.WalkDir(e.stateDir, func(p string, d os.DirEntry, err error) error {
+			_ = filepath.WalkDir(mnt, func(p string, d os.DirEntry, err error) error {
 				if fi, ierr := os.Lstat(p); ierr == nil && fi.Mode().IsRegular() {
 					used += fi.Size()
 				}
@@ -189,28 +134,58 @@ func TestKeepFree(t *testing.T) {
 			return uint64(24<<20 - used), 24 << 20, nil
 		}
 	}
-	cfg.KeepFreeBytes = 14 << 20 // dumps may use about 10 MiB of the 24
+	cfg.DumpDir, cfg.StateDir = filepath.Join(mnt, "dumps"), filepath.Join(mnt, "state")
+	must(t, os.MkdirAll(cfg.DumpDir, 0o755))
+	e.dumpDir, e.stateDir = cfg.DumpDir, cfg.StateDir
+	cfg.KeepFreeBytes = 10 << 20
 	e.srv.Stop()
-	e.startWith(cfg, nil, nil)
-	for i := range 3 {
-		mustWrite(t, filepath.Join(e.dumpDir, fmt.Sprintf("core.%d", i)), randomData(t, 4<<20))
-		eventually(t, 30*time.Second, "failed once", func() bool {
-			return metric(t, e.reg, "crashdump_uploads_total", "result", "failure") >= float64(i+1)
-		})
+	stop := e.startWith(cfg, nil, nil)
+	mustWrite(t, filepath.Join(e.dumpDir, "victim.dmp"), randomData(t, 4<<20))
+	eventually(t, 30*time.Second, "victim failed once", func() bool {
+		return metric(t, e.reg, "crashdump_uploads_total", "result", "failure") >= 1
+	})
+	// Someone else's 12 MiB: 8 MiB left, under the 10 MiB floor.
+	foreign := filepath.Join(mnt, "other", "foreign.bin")
+	must(t, os.MkdirAll(filepath.Dir(foreign), 0o755))
+	mustWrite(t, foreign, randomData(t, 12<<20))
+	eventually(t, 10*time.Second, "claiming paused", func() bool {
+		return metric(t, e.reg, "crashdump_claims_paused") == 1
+	})
+	if !strings.Contains(e.logs.String(), "disk pressure: not claiming new dumps") {
+		t.Error("the pause was not logged")
 	}
-	eventually(t, 30*time.Second, "oldest evicted for free space", func() bool {
-		return metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "disk_budget") >= 1
+	late := randomData(t, 1<<20)
+	mustWrite(t, filepath.Join(e.dumpDir, "late.dmp"), late)
+	eventually(t, 10*time.Second, "the late dump deferred", func() bool {
+		return metric(t, e.reg, "crashdump_claims_deferred_total") >= 1
 	})
-	eventually(t, 10*time.Second, "free space back above --keep-free", func() bool {
-		freeFn := cfg.FreeSpace
-		if freeFn == nil {
-			freeFn = collector.FreeSpace
+	if _, err := os.Stat(filepath.Join(e.dumpDir, "late.dmp")); err != nil {
+		t.Fatalf("late.dmp not left where it was written: %v", err)
+	}
+	if got := metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "disk_budget"); got != 0 {
+		t.Fatalf("evicted %v dumps for another's file", got)
+	}
+	// The space comes back: claiming resumes, and the late dump is claimed
+	// by the rescan that follows.
+	must(t, os.Remove(foreign))
+	eventually(t, 10*time.Second, "claiming resumed and late.dmp claimed", func() bool {
+		return metric(t, e.reg, "crashdump_claims_paused") == 0 && emptyDir(t, e.dumpDir)
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	e.startWith(cfg, nil, nil)
+	eventually(t, 60*time.Second, "both stored", func() bool { return len(e.dumps()) == 2 })
+	for _, d := range e.dumps() {
+		if d.manifest.File.Name == "late.dmp" && !bytes.Equal(d.original(t), late) {
+			t.Error("late.dmp stored with other bytes")
 		}
-		f, _, err := freeFn(cfg.StateDir)
-		return err == nil && f >= 14<<20 && metric(t, e.reg, "crashdump_filesystem_free_bytes") >= 14<<20
-	})
-	if !strings.Contains(e.logs.String(), `"path":"core.0"`) || !strings.Contains(e.logs.String(), "evicted dump") {
-		t.Error("the oldest dump (core.0) was not the one evicted")
+	}
+	if got := metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "disk_budget"); got != 0 {
+		t.Errorf("evicted %v dumps", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package collector
 import (
 	"time"
 
+	"github.com/crashdump-io/crashdump/collector/dumpfs"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
@@ -54,6 +55,13 @@ type record struct {
 type plan struct {
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"modTime"`
+	// ChangeTime is the file's ctime when the plan was made: the upload
+	// trusts its hash only if it is the same after the upload (a writer
+	// can restore mtime, not ctime). Zero in records of older agents.
+	ChangeTime time.Time `json:"changeTime,omitzero"`
+	// NamespaceMaxBytes is the namespace's own disk budget from its label
+	// crashdump.io/max-dump-bytes (-1: the label says none; 0: no label).
+	NamespaceMaxBytes int64 `json:"namespaceMaxBytes,omitempty"`
 	// SHA256 is known once the upload has read the file.
 	SHA256   string             `json:"sha256,omitempty"`
 	Compress bool               `json:"compress"`
@@ -64,4 +72,13 @@ type plan struct {
 	Action       string `json:"action"`
 	ActionReason string `json:"actionReason,omitempty"`
 	Destination  string `json:"destination"`
+}
+
+// matches reports whether the file is still the one p was made for: the
+// same size, mtime and, when recorded, ctime. A nil plan matches nothing.
+func (p *plan) matches(info dumpfs.Info) bool {
+	if p == nil || p.Size != info.Size || !p.ModTime.Equal(info.Mtime) {
+		return false
+	}
+	return p.ChangeTime.IsZero() || p.ChangeTime.Equal(info.Ctime)
 }

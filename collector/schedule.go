@@ -38,6 +38,12 @@ type item struct {
 	// disk budget counts, as size is not for a sparse file.
 	disk  int64
 	mtime time.Time
+	ctime time.Time // the last ctime seen: a change mtime may hide
+	// hiddenWrite is when a change the mtime did not show was seen.
+	hiddenWrite time.Time
+	// tenant is whose dump it is for the disk budget (tenantOf), kept by
+	// the scheduler: the record's plan is the worker's while in flight.
+	tenant string
 	// writers are PIDs that had the file open for writing at the last check.
 	writers  []int
 	lastScan time.Time
@@ -108,6 +114,9 @@ type scheduler struct {
 	// maxBytes is the byte budget as last computed (a percentage of the
 	// filesystem becomes bytes).
 	maxBytes int64
+	// nsBudgets are the namespaces' own budgets (namespace label
+	// crashdump.io/max-dump-bytes, -1: none), learnt from attributed dumps.
+	nsBudgets map[string]int64
 }
 
 // failedDump is a dump given up on, kept in failed/ until its TTL.
@@ -118,6 +127,7 @@ type failedDump struct {
 	disk     int64 // allocated
 	claimed  time.Time
 	failedAt time.Time
+	tenant   string // tenantOf its record
 }
 
 // untrack stops tracking an item that is done, once: a crash report taken
@@ -276,6 +286,8 @@ func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error
 
 // added tracks a newly claimed dump.
 func (s *scheduler) added(it *item) {
+	it.tenant = tenantOf(&it.rec)
+	s.noteNamespaceBudget(it.rec.Plan)
 	s.track(it, +1)
 	it.due = time.Now()
 	heap.Push(&s.waiting, it)
@@ -286,6 +298,9 @@ func (s *scheduler) added(it *item) {
 // result takes back an item from a worker.
 func (s *scheduler) result(r result) {
 	a, it := s.a, r.it
+	// The worker may have attributed it: charge it to its namespace now.
+	it.tenant = tenantOf(&it.rec)
+	s.noteNamespaceBudget(it.rec.Plan)
 	switch {
 	case r.done:
 		s.untrack(it)
@@ -318,7 +333,7 @@ func (s *scheduler) fail(it *item, err error) {
 	if serr := it.entry.Save(&it.rec); serr != nil {
 		a.log.Error("save record", "path", it.rec.Path, "err", serr)
 	}
-	s.failed = append(s.failed, &failedDump{entry: it.entry, path: it.rec.Path, size: it.size, disk: it.disk, claimed: it.rec.ClaimedAt, failedAt: now})
+	s.failed = append(s.failed, &failedDump{entry: it.entry, path: it.rec.Path, size: it.size, disk: it.disk, claimed: it.rec.ClaimedAt, failedAt: now, tenant: it.tenant})
 	s.failedBytes += it.size
 	s.failedDisk += it.disk
 	s.setFailedGauges()
@@ -345,7 +360,7 @@ func (s *scheduler) loadFailed() {
 		if rec.FailedAt.IsZero() {
 			rec.FailedAt = time.Now()
 		}
-		s.failed = append(s.failed, &failedDump{entry: e, path: rec.Path, size: size, disk: disk, claimed: rec.ClaimedAt, failedAt: rec.FailedAt})
+		s.failed = append(s.failed, &failedDump{entry: e, path: rec.Path, size: size, disk: disk, claimed: rec.ClaimedAt, failedAt: rec.FailedAt, tenant: tenantOf(&rec)})
 		s.failedBytes += size
 		s.failedDisk += disk
 	}
@@ -407,10 +422,15 @@ func (s *scheduler) check(items []*item, now time.Time) []*item {
 			continue
 		}
 		info := dumpfs.InfoFromStat(staging.DumpName, &st)
-		changed := info.Size != it.size || !info.Mtime.Equal(it.mtime)
+		changed := info.Size != it.size || !info.Mtime.Equal(it.mtime) || !info.Ctime.Equal(it.ctime)
 		// Keep the pending bytes honest while dumps are still growing.
 		s.resize(it, info)
-		it.mtime = info.Mtime
+		if changed && !info.Mtime.After(it.mtime) {
+			// Changed, and the mtime does not show it (set back with
+			// utimensat): the last write is now, as far as we know.
+			it.hiddenWrite = now
+		}
+		it.mtime, it.ctime = info.Mtime, info.Ctime
 		if now.Sub(it.rec.ClaimedAt) >= a.cfg.MaxSettleWait {
 			it.settled = true
 			it.incomplete = fmt.Sprintf("still open or changing after %s", a.cfg.MaxSettleWait)
@@ -421,7 +441,7 @@ func (s *scheduler) check(items []*item, now time.Time) []*item {
 			known[it.file] = struct{}{}
 			continue
 		}
-		quietFor := now.Sub(it.mtime)
+		quietFor := now.Sub(it.lastWrite())
 		if changed || quietFor < a.cfg.SettleTime {
 			it.due = now.Add(max(a.cfg.SettleTime-quietFor, 10*time.Millisecond))
 			// A writer we could not see at claim time may have appeared
@@ -449,7 +469,7 @@ func (s *scheduler) check(items []*item, now time.Time) []*item {
 			}
 			// The writer closed it: wait out the settle time from its
 			// last write, then confirm with a full scan.
-			it.due = it.mtime.Add(a.cfg.SettleTime)
+			it.due = it.lastWrite().Add(a.cfg.SettleTime)
 			if !it.due.After(now) {
 				final = append(final, it)
 			}
@@ -471,7 +491,7 @@ func (s *scheduler) check(items []*item, now time.Time) []*item {
 			switch {
 			case len(it.writers) > 0:
 				it.due = now.Add(writerPoll)
-			case now.Sub(it.mtime) >= a.cfg.SettleTime:
+			case now.Sub(it.lastWrite()) >= a.cfg.SettleTime:
 				it.settled = true
 			}
 		}
@@ -520,4 +540,13 @@ func (a *Agent) worker(ctx, upCtx context.Context) {
 			a.results <- result{it: it, err: err, done: done}
 		}
 	}
+}
+
+// lastWrite is when the dump was last written, as far as the agent knows:
+// its mtime, or later when a change was seen that the mtime hides.
+func (it *item) lastWrite() time.Time {
+	if it.hiddenWrite.After(it.mtime) {
+		return it.hiddenWrite
+	}
+	return it.mtime
 }

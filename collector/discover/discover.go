@@ -110,6 +110,17 @@ type Watcher struct {
 	ready   atomic.Bool
 	mu      sync.Mutex
 	watched map[string]bool
+	kick    chan struct{} // Rescan's request, buffered 1
+}
+
+// Rescan asks Run for a full rescan soon, for files whose events were
+// passed over (claiming paused for disk pressure). Requests made before
+// the rescan starts coalesce. Safe for concurrent use.
+func (w *Watcher) Rescan() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
 }
 
 // New builds a Watcher over root.
@@ -120,7 +131,7 @@ func New(root *dumpfs.Root, match Matcher, opts Options, log *slog.Logger, reg p
 	m := metrics{
 		rescans: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "crashdump_rescans_total",
-			Help: "Full rescans of the dump directory by reason (startup, periodic, overflow, error).",
+			Help: "Full rescans of the dump directory by reason (startup, periodic, overflow, error, requested).",
 		}, []string{"reason"}),
 		watched: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 			Name: "crashdump_watched_directories",
@@ -131,10 +142,10 @@ func New(root *dumpfs.Root, match Matcher, opts Options, log *slog.Logger, reg p
 			Help: "Filesystem events received from the dump directory.",
 		}),
 	}
-	for _, r := range []string{"startup", "periodic", "overflow", "error"} {
+	for _, r := range []string{"startup", "periodic", "overflow", "error", "requested"} {
 		m.rescans.WithLabelValues(r)
 	}
-	return &Watcher{root: root, match: match, opts: opts, log: log, m: m, watched: map[string]bool{}}
+	return &Watcher{root: root, match: match, opts: opts, log: log, m: m, watched: map[string]bool{}, kick: make(chan struct{}, 1)}
 }
 
 // Watching reports whether the watcher is up (for /readyz).
@@ -247,6 +258,10 @@ func (w *Watcher) Run(ctx context.Context, out chan<- string) error {
 			return nil
 		case <-ticker.C:
 			if err := rescan("periodic"); err != nil {
+				return nil
+			}
+		case <-w.kick:
+			if err := rescan("requested"); err != nil {
 				return nil
 			}
 		case err, ok := <-fw.Errors:

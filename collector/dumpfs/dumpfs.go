@@ -59,6 +59,10 @@ type Info struct {
 	Nlink     uint64
 	Uid       uint32
 	Mtime     time.Time
+	// Ctime is the inode's change time. Unlike Mtime a writer cannot set
+	// it back (utimensat sets it to now), so a file whose Size and Mtime
+	// look unchanged has changed if Ctime moved.
+	Ctime time.Time
 }
 
 // IsRegular reports a plain file.

@@ -21,6 +21,7 @@ func InfoFromStat(name string, st *unix.Stat_t) Info {
 		Nlink:     uint64(st.Nlink),
 		Uid:       st.Uid,
 		Mtime:     time.Unix(st.Mtim.Unix()),
+		Ctime:     time.Unix(st.Ctim.Unix()),
 	}
 }
 

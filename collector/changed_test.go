@@ -1,0 +1,102 @@
+package collector_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/crashdump-io/crashdump/uploader"
+)
+
+// rewriteOnce is a store whose first upload of a dump, before it reads a
+// byte, has the staged file rewritten by an invisible writer: 16 MiB of
+// new bytes at offset 0, mtime set back as it was (utimensat). The
+// store's reads then see bytes the agent's hash did not.
+type rewriteOnce struct {
+	uploader.Store
+	t        *testing.T
+	stateDir string
+	fresh    []byte
+	done     atomic.Bool
+}
+
+func (s *rewriteOnce) Put(ctx context.Context, key string, r io.Reader, size int64, opts uploader.PutOptions) (uploader.Object, error) {
+	if !strings.HasSuffix(key, ".json") && s.done.CompareAndSwap(false, true) {
+		paths, _ := filepath.Glob(filepath.Join(s.stateDir, "staging", "*", "dump"))
+		if len(paths) != 1 {
+			s.t.Errorf("staged dumps %v, want one", paths)
+		} else {
+			fi, err := os.Stat(paths[0])
+			if err != nil {
+				s.t.Error(err)
+			}
+			f, err := os.OpenFile(paths[0], os.O_WRONLY, 0)
+			if err != nil {
+				s.t.Error(err)
+			} else {
+				if _, err := f.WriteAt(s.fresh, 0); err != nil {
+					s.t.Error(err)
+				}
+				_ = f.Close()
+			}
+			if err := os.Chtimes(paths[0], fi.ModTime(), fi.ModTime()); err != nil {
+				s.t.Error(err)
+			}
+		}
+	}
+	return s.Store.Put(ctx, key, r, size, opts)
+}
+
+// TestDumpRewrittenDuringUploadMtimeRestored: a raw (incompressible) dump
+// is rewritten in the middle of its upload by a writer the agent cannot
+// see, which then restores the mtime. The size and mtime say nothing
+// changed; the ctime does. The agent must not report the object uploaded
+// with the hash of other bytes: it uploads again, and what is stored in
+// the end equals its manifest's SHA-256 and the file's final content.
+func TestDumpRewrittenDuringUploadMtimeRestored(t *testing.T) {
+	e := newEnv(t, true)
+	orig := randomData(t, 32<<20)
+	w := &rewriteOnce{t: t, stateDir: e.stateDir, fresh: randomData(t, 16<<20)}
+	a := e.newAgentWithStore(e.config(), func(s uploader.Store) uploader.Store { w.Store = s; return w })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 10*time.Second, "agent ready", a.Ready)
+
+	if err := os.WriteFile(filepath.Join(e.dumpDir, "core.raw"), orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	final := append(append([]byte{}, w.fresh...), orig[len(w.fresh):]...)
+	eventually(t, 60*time.Second, "dump stored and node copy removed", func() bool {
+		return len(e.dumps()) == 1 && emptyDir(t, e.dumpDir) && len(e.staged()) == 0
+	})
+	if !w.done.Load() {
+		t.Fatal("the store never saw the dump's upload")
+	}
+	d := e.dumps()[0]
+	sum := sha256.Sum256(d.raw)
+	stored := hex.EncodeToString(sum[:])
+	if d.manifest.Object.Compression != "none" {
+		t.Fatalf("compression %q, want a raw upload", d.manifest.Object.Compression)
+	}
+	if d.manifest.File.SHA256 != stored {
+		t.Errorf("manifest sha256 %s, stored object's %s: the manifest does not describe the object", d.manifest.File.SHA256, stored)
+	}
+	if d.meta["sha256"] != stored {
+		t.Errorf("object metadata sha256 %s, object's %s", d.meta["sha256"], stored)
+	}
+	if stored != sha(final) {
+		t.Errorf("stored object is not the file's final content")
+	}
+	if got := metric(t, e.reg, "crashdump_uploads_redone_changed_total"); got < 1 {
+		t.Errorf("crashdump_uploads_redone_changed_total = %v, want ≥ 1", got)
+	}
+}
