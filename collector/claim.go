@@ -212,6 +212,11 @@ func (a *Agent) claim(rel string) *item {
 		case errors.Is(err, fs.ErrNotExist):
 		case errors.Is(err, unix.EXDEV):
 			a.reject(rel, info, DropCrossDevice)
+		case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
+			// A directory of the path became a file or a link since the
+			// look: hostile input (a swap race), not an agent error.
+			// Nothing was moved; a rescan sees what is there now.
+			a.reject(rel, info, DropPathChanged)
 		default:
 			a.log.Error("claim dump", "path", rel, "err", err)
 			if a.cfg.Once {

@@ -15,14 +15,15 @@ const (
 	DropHardlink    = "hardlink"     // a regular file with other names (possibly outside the root)
 	DropEmpty       = "empty"        // settled at 0 bytes
 	DropCrossDevice = "cross_device" // on another filesystem than the state directory
+	DropPathChanged = "path_changed" // a directory of its path was swapped (file or link) between the look and the claim
 	DropUnreadable  = "unreadable"   // could not be opened in staging
-	DropDiskBudget  = "disk_budget"  // evicted to keep --max-dump-bytes / --keep-free
+	DropDiskBudget  = "disk_budget"  // evicted to keep --max-dump-bytes / --max-dump-bytes-per-namespace
 	DropRateLimited = "rate_limited" // over the crash-loop limit: manifest-only record stored
 	DropNotSelected = "not_selected" // crashdump.io/collect "false", or not annotated in annotated-only mode
 	DropFailedTTL   = "failed_ttl"   // kept failing, deleted from failed/ after --failed-ttl
 )
 
-var dropReasons = []string{DropSymlink, DropNotRegular, DropHardlink, DropEmpty, DropCrossDevice, DropUnreadable,
+var dropReasons = []string{DropSymlink, DropNotRegular, DropHardlink, DropEmpty, DropCrossDevice, DropPathChanged, DropUnreadable,
 	DropDiskBudget, DropRateLimited, DropNotSelected, DropFailedTTL}
 
 // metrics are the collector's SPEC §6 metrics. Safe for concurrent use.

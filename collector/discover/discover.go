@@ -239,6 +239,8 @@ func (w *Watcher) Run(ctx context.Context, out chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("create watcher: %w", err)
 	}
+	events, errs, overflow, pumpDone := pump(fw)
+	defer func() { <-pumpDone }()
 	defer fw.Close()
 	defer w.ready.Store(false)
 
@@ -264,7 +266,12 @@ func (w *Watcher) Run(ctx context.Context, out chan<- string) error {
 			if err := rescan("requested"); err != nil {
 				return nil
 			}
-		case err, ok := <-fw.Errors:
+		case <-overflow:
+			w.log.Warn("watch events arrived faster than handled; rescanning", "reason", "overflow")
+			if err := rescan("overflow"); err != nil {
+				return nil
+			}
+		case err, ok := <-errs:
 			if !ok {
 				return errors.New("watcher closed")
 			}
@@ -276,7 +283,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- string) error {
 			if err := rescan(reason); err != nil {
 				return nil
 			}
-		case ev, ok := <-fw.Events:
+		case ev, ok := <-events:
 			if !ok {
 				return errors.New("watcher closed")
 			}
@@ -317,4 +324,53 @@ func (w *Watcher) handle(ctx context.Context, fw *fsnotify.Watcher, ev fsnotify.
 		return ctx.Err()
 	}
 	return nil
+}
+
+// pump drains fw's channels on a goroutine of its own, so that fsnotify's
+// reader never waits for Run. fsnotify sends some errors while holding the
+// lock that Add takes (a watch on a directory swapped away as it was
+// created), and Run calls Add when a directory appears: reading the
+// channels from Run alone deadlocked discovery under a pod swapping
+// directories. Events and errors Run has no room for are dropped and
+// overflow is signalled instead: a rescan finds whatever they named. The
+// returned channels close when fw does; done when the goroutine ended.
+func pump(fw *fsnotify.Watcher) (events <-chan fsnotify.Event, errs <-chan error, overflow <-chan struct{}, done <-chan struct{}) {
+	ev := make(chan fsnotify.Event, 4096)
+	er := make(chan error, 64)
+	of := make(chan struct{}, 1)
+	d := make(chan struct{})
+	lost := func() {
+		select {
+		case of <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		defer close(d)
+		defer close(ev)
+		defer close(er)
+		for {
+			select {
+			case e, ok := <-fw.Events:
+				if !ok {
+					return
+				}
+				select {
+				case ev <- e:
+				default:
+					lost()
+				}
+			case err, ok := <-fw.Errors:
+				if !ok {
+					return
+				}
+				select {
+				case er <- err:
+				default:
+					lost()
+				}
+			}
+		}
+	}()
+	return ev, er, of, d
 }

@@ -56,7 +56,11 @@ func TestWatchFindsNewDirectories(t *testing.T) {
 	out := make(chan string, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = w.Run(ctx, out) }()
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); _ = w.Run(ctx, out) }()
+	// Run must be gone before the deferred r.Close (the race detector
+	// caught it still reading the root).
+	defer func() { cancel(); <-runDone }()
 	deadline := time.Now().Add(10 * time.Second)
 	for !w.Watching() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
