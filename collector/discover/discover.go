@@ -98,6 +98,7 @@ type metrics struct {
 	rescans *prometheus.CounterVec
 	watched prometheus.Gauge
 	events  prometheus.Counter
+	tooDeep prometheus.Counter
 }
 
 // Watcher discovers candidate dumps. Run it once.
@@ -111,7 +112,13 @@ type Watcher struct {
 	mu      sync.Mutex
 	watched map[string]bool
 	kick    chan struct{} // Rescan's request, buffered 1
+	// deep remembers the directories refused for depth, so that each is
+	// logged and counted once, not at every rescan; bounded.
+	deep map[string]bool
 }
+
+// maxDeepMemory bounds Watcher.deep.
+const maxDeepMemory = 10000
 
 // Rescan asks Run for a full rescan soon, for files whose events were
 // passed over (claiming paused for disk pressure). Requests made before
@@ -141,11 +148,15 @@ func New(root *dumpfs.Root, match Matcher, opts Options, log *slog.Logger, reg p
 			Name: "crashdump_watch_events_total",
 			Help: "Filesystem events received from the dump directory.",
 		}),
+		tooDeep: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "crashdump_directories_too_deep_total",
+			Help: "Directories more than 16 levels below the dump directory, not walked or watched: nothing in them is collected (each counted once).",
+		}),
 	}
 	for _, r := range []string{"startup", "periodic", "overflow", "error", "requested"} {
 		m.rescans.WithLabelValues(r)
 	}
-	return &Watcher{root: root, match: match, opts: opts, log: log, m: m, watched: map[string]bool{}, kick: make(chan struct{}, 1)}
+	return &Watcher{root: root, match: match, opts: opts, log: log, m: m, watched: map[string]bool{}, kick: make(chan struct{}, 1), deep: map[string]bool{}}
 }
 
 // Watching reports whether the watcher is up (for /readyz).
@@ -155,7 +166,7 @@ func (w *Watcher) Watching() bool { return w.ready.Load() }
 // non-nil fsnotify watcher it also adds a watch on every directory.
 func (w *Watcher) scan(ctx context.Context, fw *fsnotify.Watcher, rel string, depth int, out chan<- string) error {
 	if depth > maxDepth {
-		w.log.Warn("not descending: directory too deep", "path", rel)
+		w.refuseDeep(rel)
 		return nil
 	}
 	if fw != nil {
@@ -186,6 +197,26 @@ func (w *Watcher) scan(ctx context.Context, fw *fsnotify.Watcher, rel string, de
 		}
 	}
 	return nil
+}
+
+// refuseDeep logs and counts, once, a directory too deep to walk: a pod
+// can nest directories faster than the agent should follow, and a dump
+// down there stays on the node, so it must not go unnoticed.
+func (w *Watcher) refuseDeep(rel string) {
+	w.mu.Lock()
+	seen := w.deep[rel]
+	if !seen {
+		if len(w.deep) >= maxDeepMemory {
+			clear(w.deep)
+		}
+		w.deep[rel] = true
+	}
+	w.mu.Unlock()
+	if seen {
+		return
+	}
+	w.m.tooDeep.Inc()
+	w.log.Warn("not collecting anything below directory: too deep", "path", rel, "max_depth", maxDepth, "reason", "too_deep")
 }
 
 // Scan walks the tree once, sending candidates to out (for --once).

@@ -1,14 +1,18 @@
 package discover
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/crashdump-io/crashdump/collector/dumpfs"
 )
@@ -106,5 +110,55 @@ func TestMatcherReport(t *testing.T) {
 		if got := m.Report(tc.name); got != tc.report {
 			t.Errorf("Report(%q) = %v, want %v", tc.name, got, tc.report)
 		}
+	}
+}
+
+// TestTooDeepCountedOnce: a dump more than maxDepth directories down is not
+// collected, and that is said: one WARN and one count per directory, not
+// one per rescan (a rescan runs every minute).
+func TestTooDeepCountedOnce(t *testing.T) {
+	root := t.TempDir()
+	deep := root
+	for i := range maxDepth + 3 {
+		deep = filepath.Join(deep, fmt.Sprintf("d%02d", i))
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(deep, "core.1"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shallow := filepath.Join(root, "d00", "core.2")
+	if err := os.WriteFile(shallow, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := dumpfs.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, _ := NewMatcher(DefaultInclude, DefaultExclude)
+	reg := prometheus.NewRegistry()
+	var logs bytes.Buffer
+	w := New(r, m, Options{}, slog.New(slog.NewTextHandler(&logs, nil)), reg)
+	for range 3 {
+		out := make(chan string, 16)
+		if err := w.Scan(context.Background(), out); err != nil {
+			t.Fatal(err)
+		}
+		close(out)
+		var got []string
+		for p := range out {
+			got = append(got, p)
+		}
+		if len(got) != 1 || got[0] != "d00/core.2" {
+			t.Errorf("scan found %v, want only d00/core.2", got)
+		}
+	}
+	if n := testutil.ToFloat64(w.m.tooDeep); n != 1 {
+		t.Errorf("crashdump_directories_too_deep_total = %v, want 1", n)
+	}
+	if n := strings.Count(logs.String(), "too deep"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
 	}
 }
