@@ -677,14 +677,14 @@ func keysOf[K cmp.Ordered, V any](m map[K]V) []K {
 
 // describe runs the retrieval CLI (the agent's own binary, E2E_AGENT_BINARY)
 // on the host against the scenarios' MinIO: `crashdump describe KEY`.
-func (f *agentFixture) describe(t *testing.T, m *manifest) string {
+func (f *agentFixture) describe(t *testing.T, m *manifest, args ...string) string {
 	t.Helper()
 	bin := os.Getenv("E2E_AGENT_BINARY")
 	if bin == "" {
 		t.Fatal("E2E_AGENT_BINARY unset: the agent scenarios need the crashdump binary")
 	}
 	ctx := ctxFor(t, time.Minute)
-	cmd := exec.CommandContext(ctx, bin, "describe", m.Object.Key, "--store", "s3://"+env.S3Bucket, "--s3-endpoint", env.S3Endpoint, "--s3-region", env.S3Region)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"describe", m.Object.Key, "--store", "s3://" + env.S3Bucket, "--s3-endpoint", env.S3Endpoint, "--s3-region", env.S3Region}, args...)...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+env.S3AccessKey, "AWS_SECRET_ACCESS_KEY="+env.S3SecretKey,
 		"AWS_EC2_METADATA_DISABLED=true", "NO_COLOR=1", "KUBECONFIG=/nonexistent")
 	out, err := cmd.CombinedOutput()

@@ -269,6 +269,18 @@ func testSeed(t *testing.T, f *agentFixture) {
 	}
 	// What the SRE sees: `crashdump describe` of each dump names its
 	// instance's restart count and exit.
+	// The manifest as stored, for the record: its pod section names the
+	// crashed instance and how it ended.
+	if len(got) > 0 {
+		js := f.describe(t, got[0], "-o", "json")
+		var raw struct {
+			Pod json.RawMessage `json:"pod"`
+		}
+		if err := json.Unmarshal([]byte(js), &raw); err != nil || !strings.Contains(string(raw.Pod), `"termination"`) {
+			t.Errorf("describe -o json of %s: no pod.termination (%v):\n%s", got[0].Object.Key, err, js)
+		}
+		t.Logf("manifest pod section of %s:\n%s", got[0].Object.Key, raw.Pod)
+	}
 	for _, m := range got {
 		out := f.describe(t, m)
 		t.Logf("crashdump describe %s:\n%s", m.Object.Key, out)
