@@ -59,53 +59,58 @@ func TestClaimPriority(t *testing.T) {
 	nilp.resume()
 }
 
-// TestClaimPriorityHeadroom: with a CPU limit, a read waits while the
-// process has used its upload share of the limit in the current window,
-// until the next window; under the share it does not wait.
+// TestClaimPriorityHeadroom: with a CPU limit, uploads get a CPU budget
+// that accrues at the upload share of the limit (0.2 CPU-s/s for 250m) and
+// pays for all the CPU the process uses. Within the budget a read does not
+// wait; after an expensive read (12 ms, as a 1 MiB read costs, far over
+// what 20 ms accrue) the next waits until the debt is repaid (12 ms at 0.2:
+// 60 ms), not just to the end of some window.
 func TestClaimPriorityHeadroom(t *testing.T) {
-	p := NewClaimPriority(0.25) // 4 ms of CPU per 20 ms window
+	p := NewClaimPriority(0.25)
 	var cpu atomic.Int64
 	p.cpu = func() time.Duration { return time.Duration(cpu.Load()) }
 	ctx := context.Background()
-	if err := p.Wait(ctx); err != nil { // opens a window at 0 CPU
+	start := time.Now()
+	if err := p.Wait(ctx); err != nil { // starts the budget at 0 CPU
 		t.Fatal(err)
 	}
-	cpu.Store(int64(3 * time.Millisecond))
+	if d := time.Since(start); d > 20*time.Millisecond {
+		t.Errorf("the first read waited %v with no CPU used", d)
+	}
+
+	cpu.Store(int64(12 * time.Millisecond)) // one expensive read
+	start = time.Now()
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 45*time.Millisecond {
+		t.Errorf("after 12 ms of CPU the next read waited only %v, want the ~60 ms that repay it at 0.2 CPU", d)
+	}
+
+	// Idle time builds credit, but at most maxCredit: a long pause does
+	// not license a burst.
 	p.mu.Lock()
-	p.winStart = time.Now() // a fresh window, so the 3 ms count in it
+	p.last = time.Now().Add(-time.Hour)
 	p.mu.Unlock()
 	if err := p.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	p.mu.Lock()
-	if got := p.cpuStart; got != 0 {
-		t.Fatalf("under the share a new window opened (cpuStart %v)", got)
+	if p.credit > maxCredit {
+		t.Errorf("credit %v after an idle hour, want at most %v", p.credit, maxCredit)
 	}
 	p.mu.Unlock()
 
-	cpu.Store(int64(5 * time.Millisecond)) // over the 4 ms share
-	p.mu.Lock()
-	end := p.winStart.Add(cpuWindow)
-	p.mu.Unlock()
-	if err := p.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if now := time.Now(); now.Before(end) {
-		t.Errorf("Wait returned %v before the window's end, over the share", end.Sub(now))
-	}
-
-	// Over the share, a cancelled context ends the wait.
-	p.mu.Lock()
-	p.winStart, p.cpuStart = time.Now().Add(time.Hour), 0 // a window that does not end
-	p.mu.Unlock()
+	// In debt, a cancelled context ends the wait.
+	cpu.Add(int64(time.Hour))
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := p.Wait(cctx); err == nil {
-		t.Error("Wait over the share ignored the cancelled context")
+		t.Error("Wait in debt ignored the cancelled context")
 	}
 
 	// No limit known: no governor.
-	if NewClaimPriority(0).allowed != 0 {
+	if NewClaimPriority(0).rate != 0 {
 		t.Error("a governor without a limit")
 	}
 }
