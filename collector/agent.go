@@ -216,6 +216,9 @@ type Agent struct {
 
 	rejMu    sync.Mutex
 	rejected map[rejectKey]bool
+	// rejectedDirs: past maxRejectMemory entries, rejects are remembered
+	// per directory and reason only (bounded by maxRejectDirs).
+	rejectedDirs map[dirReason]bool
 
 	policy Policy
 	storms *stormLimiter
@@ -269,14 +272,15 @@ func New(cfg Config, d Deps) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, dests: d.Destinations, up: d.Uploader, prio: d.Priority, policy: cfg.Policy, res: d.Resolver, note: d.Notifier, ping: d.Ping,
 		log: d.Log, reg: d.Registry, m: newMetrics(d.Registry), match: match,
-		proc:       procfs.New(cfg.ProcRoot),
-		add:        make(chan *item, 64),
-		work:       make(chan *item),
-		results:    make(chan result, cfg.UploadWorkers),
-		rejected:   map[rejectKey]bool{},
-		shelf:      newReportShelf(),
-		related:    &relatedMemory{},
-		reportGone: make(chan *item, 256),
+		proc:         procfs.New(cfg.ProcRoot),
+		add:          make(chan *item, 64),
+		work:         make(chan *item),
+		results:      make(chan result, cfg.UploadWorkers),
+		rejected:     map[rejectKey]bool{},
+		rejectedDirs: map[dirReason]bool{},
+		shelf:        newReportShelf(),
+		related:      &relatedMemory{},
+		reportGone:   make(chan *item, 256),
 	}
 	if a.ping == nil {
 		def, _ := a.dests.Store(DefaultDestination)

@@ -57,6 +57,9 @@ type metrics struct {
 	// claimsDeferred counts the dumps seen meanwhile and left in place.
 	claimsPaused   prometheus.Gauge
 	claimsDeferred prometheus.Counter
+	// rejectsUnremembered counts sightings of rejected entries past the
+	// reject memory, by reason (see Agent.reject).
+	rejectsUnremembered *prometheus.CounterVec
 }
 
 // What became of a claimed crash report.
@@ -88,6 +91,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "crashdump_dump_bytes_total",
 			Help: "Original size of the dumps uploaded and verified.",
 		}),
+		rejectsUnremembered: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "crashdump_rejects_unremembered_total",
+			Help: "Sightings of rejected entries (links, FIFOs…) past the 10,000 the agent remembers one by one, by reason: a rescan sees the same ones again, so this counts sightings, not entries; each directory is logged once.",
+		}, []string{"reason"}),
 		claimsPaused: f.NewGauge(prometheus.GaugeOpts{
 			Name: "crashdump_claims_paused",
 			Help: "1 while free space is under --keep-free: new dumps are left where they are (nothing is evicted for free space) until it is back.",
@@ -175,6 +182,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, r := range dropReasons {
 		m.dropped.WithLabelValues(r)
+	}
+	for _, r := range []string{DropSymlink, DropNotRegular, DropHardlink, DropCrossDevice, DropPathChanged} {
+		m.rejectsUnremembered.WithLabelValues(r)
 	}
 	for _, meth := range []string{manifest.MethodWriterPID, manifest.MethodPath, manifest.MethodHostname, manifest.MethodNone} {
 		m.correlations.WithLabelValues(meth)
