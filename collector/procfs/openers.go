@@ -101,6 +101,8 @@ func (fs FS) OpenersStats(want map[FileID]struct{}) (map[FileID][]Opener, ScanSt
 
 // OpenersIn is the cheap re-check of only the given PIDs, for a dump whose
 // writer is known and still writing. PIDs that no longer exist are skipped.
+// It reads no cgroup (Opener.CgroupRead is false): the evidence was taken
+// by the claim's scan, and the re-check runs every 50 ms per writer.
 // Safe for concurrent use.
 func (fs FS) OpenersIn(pids []int, want map[FileID]struct{}) (map[FileID][]Opener, error) {
 	found, _, err := fs.OpenersInStats(pids, want)
@@ -119,6 +121,7 @@ func (fs FS) OpenersInStats(pids []int, want map[FileID]struct{}) (map[FileID][]
 		return nil, ScanStats{}, fmt.Errorf("check proc root %s: not a directory", root)
 	}
 	s := newScanner(fs, want)
+	s.noCgroup = true
 	if len(want) == 0 {
 		return s.found, s.stats, nil
 	}
@@ -146,6 +149,8 @@ type scanner struct {
 	dirBuf  []byte   // getdents buffer
 	linkBuf []byte   // readlink buffer; only prefixes matter
 	names   []string // reused fd name list
+	// noCgroup: do not read the holders' cgroups (OpenersIn).
+	noCgroup bool
 }
 
 func newScanner(fs FS, want map[FileID]struct{}) *scanner {
@@ -241,7 +246,7 @@ func (s *scanner) scanProcess(pid int) {
 		}
 		s.found[id] = append(s.found[id], Opener{PID: pid, FD: fd, Writable: writable, StartTime: startTime})
 	}
-	if len(mine) == 0 {
+	if len(mine) == 0 || s.noCgroup {
 		return
 	}
 	// The cgroup, read as soon as this process's descriptors are listed,

@@ -384,6 +384,14 @@ func TestOpenersRealProc(t *testing.T) {
 			if !hasOpener(in[id], wantOpener) {
 				t.Errorf("OpenersIn = %+v, want it to contain %+v", in[id], wantOpener)
 			}
+			for _, o := range in[id] {
+				// The re-check reads no cgroup: a writer's cgroup is read
+				// once, by the claim's scan (a second read hung a fixture
+				// whose cgroup file is a one-shot FIFO).
+				if o.CgroupRead {
+					t.Errorf("OpenersIn read the cgroup of %d", o.PID)
+				}
+			}
 
 			if err := f.Close(); err != nil {
 				t.Fatal(err)
