@@ -27,10 +27,10 @@ const maxClaimPause = 500 * time.Millisecond
 // reader and the process scan included, waits for the next period: the
 // twenty-crash e2e saw claims 75–150 ms late, and writers gone. So with a
 // CPU limit known, uploads also keep the agent's CPU use under
-// uploadShare of it, leaving the rest of every period to the claim step.
+// UploadShare of it, leaving the rest of every period to the claim step.
 //
 // The share is a CPU budget with debt (a token bucket over the process's
-// measured CPU time): it accrues at uploadShare × the limit, at most
+// measured CPU time): it accrues at UploadShare × the limit, at most
 // maxCredit ahead, and every CPU second the process used is taken from
 // it, whatever did the work. A read waits while the budget is negative,
 // for as long as repaying it takes. A per-window allowance did not hold:
@@ -52,9 +52,9 @@ type ClaimPriority struct {
 	cpu     func() time.Duration
 }
 
-// uploadShare is the part of the agent's CPU limit uploads may use; the
+// UploadShare is the part of the agent's CPU limit uploads may use; the
 // rest stays free for claims.
-const uploadShare = 0.8
+const UploadShare = 0.8
 
 // maxCredit bounds how far the budget may run ahead while uploads are idle
 // or light: a burst after it is at most this much CPU, a fifth of a 250m
@@ -67,11 +67,11 @@ const maxDebtWait = 100 * time.Millisecond
 
 // NewClaimPriority returns a ClaimPriority that pauses nothing yet. With
 // cpuLimit > 0 (CPUs, the agent's cgroup limit) it also keeps uploads
-// under uploadShare of that limit.
+// under UploadShare of that limit.
 func NewClaimPriority(cpuLimit float64) *ClaimPriority {
 	p := &ClaimPriority{cpu: processCPU}
 	if cpuLimit > 0 {
-		p.rate = cpuLimit * uploadShare
+		p.rate = cpuLimit * UploadShare
 	}
 	return p
 }

@@ -207,7 +207,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return err
 	}
 	if cpus > 0 {
-		log.Info("uploads keep CPU headroom for claims", "cpu_limit", cpus, "upload_share", 0.8)
+		log.Info("uploads keep CPU headroom for claims", "cpu_limit", cpus, "upload_share", collector.UploadShare)
 	}
 	prio := collector.NewClaimPriority(cpus)
 	up, err := uploader.New(uploader.Options{SpillDir: f.stateDir, SpillMax: int64(f.uploadSpill), Pacer: prio})
