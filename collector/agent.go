@@ -101,6 +101,10 @@ type Config struct {
 	// OnceMaxAttempts is how many attempts a dump gets in --once mode
 	// before the run gives up on it (it stays staged for the next run).
 	OnceMaxAttempts int
+	// MaxResident bounds the staged dumps the scheduler holds in memory
+	// (default 1024); the others are parked: their record stays on disk
+	// and memory keeps 64 bytes of each (park.go).
+	MaxResident int
 }
 
 func (c *Config) setDefaults() {
@@ -139,6 +143,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OnceMaxAttempts <= 0 {
 		c.OnceMaxAttempts = 3
+	}
+	if c.MaxResident <= 0 {
+		c.MaxResident = defaultMaxResident
 	}
 	if c.Policy.Window <= 0 {
 		c.Policy.Window = time.Hour
@@ -364,7 +371,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.watch = discover.New(root, a.match, discover.Options{RescanInterval: a.cfg.RescanInterval}, a.log, a.reg)
 
-	recovered := a.recover()
+	sched := newScheduler(a)
+	recovered := a.recover(sched)
 
 	// runCtx ends discovery, claiming and scheduling; uploads in flight run
 	// on upCtx, which ends ShutdownGrace later (or when they are done).
@@ -396,7 +404,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for range a.cfg.UploadWorkers {
 		workers.Go(func() { a.worker(runCtx, upCtx) })
 	}
-	schedErr := a.schedule(runCtx, claimerDone)
+	schedErr := a.schedule(runCtx, sched, claimerDone)
 	stopRun()
 	a.log.Info("stopping: discovery stopped, waiting for uploads in flight", "grace", a.cfg.ShutdownGrace.String())
 	done := make(chan struct{})
@@ -452,15 +460,22 @@ func newID() string {
 // recover loads the journal: every staged dump is resumed; entries whose
 // claim never completed are discarded (their dump is still in the dump
 // directory and is found again).
-func (a *Agent) recover() []*item {
+func (a *Agent) recover(s *scheduler) []*item {
 	entries, err := a.stage.Entries()
 	if err != nil {
 		a.log.Warn("staging directory holds unexpected entries", "err", err)
 	}
 	var out []*item
+	resumed := 0
+	defer func() {
+		if resumed > 0 {
+			a.log.Info("resuming staged dumps", "count", resumed, "parked", s.parkedLive)
+		}
+	}()
 	for _, e := range entries {
 		var rec record
 		lerr := e.Load(&rec)
+		loaded := rec
 		hasDump := e.Has(staging.DumpName)
 		switch {
 		case !hasDump:
@@ -480,6 +495,25 @@ func (a *Agent) recover() []*item {
 		if rec.Kind != kindReport {
 			rec.CrashReport = e.Has(staging.CrashReportName)
 		}
+		resumed++
+		a.log.Debug("resuming staged dump", "id", e.ID, "path", rec.Path, "attempts", rec.Attempts)
+		if rec.Kind != kindReport && (rec.Scanned || rec.Plan != nil) {
+			// Dumps wait parked: a backlog of 100,000 read in whole
+			// at start-up was what pushed a restarted agent over its
+			// memory limit. Crash reports go to the shelf; a dump
+			// whose writers were never looked for is scanned now.
+			// A parked dump's record is read again from disk: save
+			// what recovery learnt.
+			if lerr != nil || loaded.State != rec.State || loaded.CrashReport != rec.CrashReport {
+				if err := e.Save(&rec); err != nil {
+					a.log.Error("save record", "id", e.ID, "err", err)
+				}
+			}
+			if err := s.parkRecovered(e, &rec); err != nil {
+				a.log.Error("resume staged dump", "id", e.ID, "err", err)
+			}
+			continue
+		}
 		it, err := a.newItem(e, rec)
 		if err != nil {
 			a.log.Error("resume staged dump", "id", e.ID, "err", err)
@@ -487,7 +521,6 @@ func (a *Agent) recover() []*item {
 		}
 		// A planned dump had settled before the restart.
 		it.settled = rec.Plan != nil
-		a.log.Info("resuming staged dump", "id", e.ID, "path", rec.Path, "attempts", rec.Attempts)
 		out = append(out, it)
 	}
 	return out

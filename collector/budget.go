@@ -88,6 +88,17 @@ func (s *scheduler) enforceBudget(now time.Time) {
 	a.pauseClaims(limitFree && free < need, free, need, usage)
 
 	used := s.tenantUsage()
+	over := limitBytes && usage > maxBytes
+	for t, u := range used {
+		if lim := s.nsLimit(t); limitNS && lim > 0 && u > lim {
+			over = true
+		}
+	}
+	if !over {
+		s.budgetWarned = false
+		return
+	}
+	// Only now the dumps are listed: this runs at every claim.
 	vs := s.victims()
 	evicted := make([]bool, len(vs))
 	evict := func(i int) {
@@ -148,19 +159,12 @@ func countPositive(m map[string]int64) int {
 
 // tenantUsage is the disk each tenant's dumps use: pending (in flight
 // included) and failed.
+// A copy of the usage kept as dumps change (charge): walking every dump
+// at every claim made a flood's claims quadratic.
 func (s *scheduler) tenantUsage() map[string]int64 {
-	used := map[string]int64{}
-	for _, f := range s.failed {
-		used[f.tenant] += f.disk
-	}
-	for _, it := range s.waiting {
-		used[it.tenant] += it.disk
-	}
-	for _, it := range s.ready {
-		used[it.tenant] += it.disk
-	}
-	for it := range s.inflight {
-		used[it.tenant] += it.disk
+	used := make(map[string]int64, len(s.usage))
+	for t, v := range s.usage {
+		used[t] = v
 	}
 	return used
 }
@@ -238,6 +242,11 @@ func (s *scheduler) victims() []victim {
 	for _, it := range s.ready {
 		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, tenant: it.tenant, evict: func() { s.evictItem(it) }})
 	}
+	for i, p := range s.parked {
+		if !p.dead {
+			vs = append(vs, victim{claimed: time.Unix(0, p.claimed), size: p.disk, tenant: s.tenantNames[p.tenant], evict: func() { s.evictParked(i) }})
+		}
+	}
 	tooBig := func(v victim) bool { return s.maxBytes > 0 && v.size > s.maxBytes }
 	sort.SliceStable(vs, func(i, j int) bool {
 		if bi, bj := tooBig(vs[i]), tooBig(vs[j]); bi != bj {
@@ -277,6 +286,7 @@ func (s *scheduler) evictFailed(f *failedDump) {
 	}
 	s.failedBytes -= f.size
 	s.failedDisk -= f.disk
+	s.charge(f.tenant, -f.disk)
 	s.setFailedGauges()
 	if err := a.stage.Remove(f.entry); err != nil {
 		a.log.Error("evict failed dump", "path", f.path, "err", err)

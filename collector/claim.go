@@ -297,7 +297,8 @@ func (a *Agent) newItem(e *staging.Entry, rec record) (*item, error) {
 		return nil, err
 	}
 	info := dumpfs.InfoFromStat(staging.DumpName, &st)
-	return &item{entry: e, rec: rec, size: info.Size, disk: info.Allocated, mtime: info.Mtime, ctime: info.Ctime,
+	over := e.Overhead()
+	return &item{entry: e, rec: rec, size: info.Size, disk: info.Allocated + over, overhead: over, mtime: info.Mtime, ctime: info.Ctime,
 		file: procfs.FileID{Dev: info.Dev, Ino: info.Ino}}, nil
 }
 

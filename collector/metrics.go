@@ -36,18 +36,20 @@ type metrics struct {
 	uploadDuration prometheus.Histogram
 	settleDuration prometheus.Histogram
 	pendingDumps   prometheus.Gauge
-	pendingBytes   prometheus.Gauge
-	dropped        *prometheus.CounterVec
-	correlations   *prometheus.CounterVec
-	lastUpload     prometheus.Gauge
-	procScans      prometheus.Counter
-	freeBytes      prometheus.Gauge
-	budgetBytes    prometheus.Gauge
-	diskBytes      prometheus.Gauge
-	failedDumps    prometheus.Gauge
-	failedBytes    prometheus.Gauge
-	failedTotal    prometheus.Counter
-	crashReports   *prometheus.CounterVec
+	// parkedDumps: pending dumps whose state is on disk only (park.go).
+	parkedDumps  prometheus.Gauge
+	pendingBytes prometheus.Gauge
+	dropped      *prometheus.CounterVec
+	correlations *prometheus.CounterVec
+	lastUpload   prometheus.Gauge
+	procScans    prometheus.Counter
+	freeBytes    prometheus.Gauge
+	budgetBytes  prometheus.Gauge
+	diskBytes    prometheus.Gauge
+	failedDumps  prometheus.Gauge
+	failedBytes  prometheus.Gauge
+	failedTotal  prometheus.Counter
+	crashReports *prometheus.CounterVec
 
 	// changedDuringUpload: uploads redone because the staged file changed
 	// while it was read (size, mtime or ctime), by a writer the agent did
@@ -125,6 +127,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "crashdump_pending_dumps",
 			Help: "Dumps claimed and not yet uploaded.",
 		}),
+		parkedDumps: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_pending_parked_dumps",
+			Help: "Pending dumps the agent holds no memory for beyond 64 bytes: their record stays in --state-dir until they are due (a backlog costs disk, not memory).",
+		}),
 		pendingBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "crashdump_pending_bytes",
 			Help: "Bytes of dumps claimed and not yet uploaded.",
@@ -155,7 +161,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		diskBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "crashdump_dump_disk_bytes",
-			Help: "Disk the dumps held on this node use, pending and failed (allocated blocks, not apparent sizes): what --max-dump-bytes counts.",
+			Help: "Disk the dumps held on this node use, pending and failed (allocated blocks, not apparent sizes, with their entries in --state-dir): what --max-dump-bytes counts.",
 		}),
 		failedDumps: f.NewGauge(prometheus.GaugeOpts{
 			Name: "crashdump_failed_dumps",

@@ -34,9 +34,11 @@ type item struct {
 	file  procfs.FileID
 
 	size int64
-	// disk is what the dump uses on the node (allocated blocks): what the
-	// disk budget counts, as size is not for a sparse file.
-	disk  int64
+	// disk is what the dump uses on the node (allocated blocks, its
+	// entry's overhead included): what the disk budget counts, as size is
+	// not for a sparse file.
+	disk     int64
+	overhead int64 // the entry's directory, record and crash report
 	mtime time.Time
 	ctime time.Time // the last ctime seen: a change mtime may hide
 	// hiddenWrite is when a change the mtime did not show was seen.
@@ -117,6 +119,39 @@ type scheduler struct {
 	// nsBudgets are the namespaces' own budgets (namespace label
 	// crashdump.io/max-dump-bytes, -1: none), learnt from attributed dumps.
 	nsBudgets map[string]int64
+	// parked are the staged dumps held as 64 bytes each (park.go);
+	// parkedLive counts those not evicted. They are in alive and the
+	// pending counts too.
+	parked     parkedHeap
+	parkedLive int
+	// tenantIDs and tenantNames intern the tenants of parked dumps.
+	tenantIDs   map[string]uint32
+	tenantNames []string
+	// usage is what each tenant's dumps use on disk (pending, parked and
+	// failed), kept as they change: the budget reads it at every claim.
+	usage map[string]int64
+}
+
+func newScheduler(a *Agent) *scheduler {
+	return &scheduler{a: a, inflight: map[*item]bool{}, usage: map[string]int64{}}
+}
+
+// charge adds disk bytes to a tenant's usage.
+func (s *scheduler) charge(tenant string, disk int64) {
+	if disk == 0 {
+		return
+	}
+	if v := s.usage[tenant] + disk; v != 0 {
+		s.usage[tenant] = v
+	} else {
+		delete(s.usage, tenant)
+	}
+}
+
+func (s *scheduler) setPendingGauges() {
+	s.a.m.diskBytes.Set(float64(s.pendingDisk + s.failedDisk))
+	s.a.m.pendingDumps.Set(float64(s.alive))
+	s.a.m.pendingBytes.Set(float64(s.pending))
 }
 
 // failedDump is a dump given up on, kept in failed/ until its TTL.
@@ -186,15 +221,16 @@ func (s *scheduler) track(it *item, delta int) {
 	s.alive += delta
 	s.pending += int64(delta) * it.size
 	s.pendingDisk += int64(delta) * it.disk
-	s.a.m.diskBytes.Set(float64(s.pendingDisk + s.failedDisk))
-	s.a.m.pendingDumps.Set(float64(s.alive))
-	s.a.m.pendingBytes.Set(float64(s.pending))
+	s.charge(it.tenant, int64(delta)*it.disk)
+	s.setPendingGauges()
 }
 
 func (s *scheduler) resize(it *item, info dumpfs.Info) {
+	disk := info.Allocated + it.overhead
 	s.pending += info.Size - it.size
-	s.pendingDisk += info.Allocated - it.disk
-	it.size, it.disk = info.Size, info.Allocated
+	s.pendingDisk += disk - it.disk
+	s.charge(it.tenant, disk-it.disk)
+	it.size, it.disk = info.Size, disk
 	s.a.m.pendingBytes.Set(float64(s.pending))
 	s.a.m.diskBytes.Set(float64(s.pendingDisk + s.failedDisk))
 }
@@ -207,8 +243,7 @@ func (s *scheduler) setFailedGauges() {
 
 // schedule runs the scheduler. It returns when ctx ends, or in Once mode
 // when everything claimed is done.
-func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error {
-	s := &scheduler{a: a, inflight: map[*item]bool{}}
+func (a *Agent) schedule(ctx context.Context, s *scheduler, claimerDone <-chan struct{}) error {
 	s.loadFailed()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -224,8 +259,12 @@ func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error
 		if len(s.ready) > 0 {
 			workCh, head = a.work, s.ready[0]
 		}
-		if len(s.waiting) > 0 {
-			timer.Reset(max(0, time.Until(s.waiting[0].due)))
+		next := s.unpark(time.Now())
+		if len(s.waiting) > 0 && (next.IsZero() || s.waiting[0].due.Before(next)) {
+			next = s.waiting[0].due
+		}
+		if !next.IsZero() {
+			timer.Reset(max(0, time.Until(next)))
 		}
 		select {
 		case <-ctx.Done():
@@ -257,6 +296,7 @@ func (a *Agent) schedule(ctx context.Context, claimerDone <-chan struct{}) error
 			s.housekeeping(now)
 		case <-timer.C:
 			now := time.Now()
+			s.unpark(now)
 			var due []*item
 			for len(s.waiting) > 0 && !s.waiting[0].due.After(now) {
 				due = append(due, heap.Pop(&s.waiting).(*item))
@@ -290,7 +330,13 @@ func (s *scheduler) added(it *item) {
 	s.noteNamespaceBudget(it.rec.Plan)
 	s.track(it, +1)
 	it.due = time.Now()
-	heap.Push(&s.waiting, it)
+	if it.rec.Kind != kindReport && s.resident() > s.a.cfg.MaxResident {
+		// A flood: its claim and writers are recorded; it settles when
+		// there is room.
+		s.park(it, it.due, false)
+	} else {
+		heap.Push(&s.waiting, it)
+	}
 	// Every new dump is checked against the budget.
 	s.enforceBudget(time.Now())
 }
@@ -299,7 +345,11 @@ func (s *scheduler) added(it *item) {
 func (s *scheduler) result(r result) {
 	a, it := s.a, r.it
 	// The worker may have attributed it: charge it to its namespace now.
-	it.tenant = tenantOf(&it.rec)
+	if t := tenantOf(&it.rec); t != it.tenant {
+		s.charge(it.tenant, -it.disk)
+		s.charge(t, it.disk)
+		it.tenant = t
+	}
 	s.noteNamespaceBudget(it.rec.Plan)
 	switch {
 	case r.done:
@@ -314,6 +364,9 @@ func (s *scheduler) result(r result) {
 		s.untrack(it)
 	case !a.cfg.Once && time.Since(it.rec.ClaimedAt) >= a.cfg.RetryFor:
 		s.fail(it, r.err)
+	case it.rec.Kind != kindReport:
+		// Its record is saved: until the next attempt it costs 64 bytes.
+		s.park(it, time.Now().Add(a.backoff(it.rec.Attempts)), true)
 	default:
 		it.due = time.Now().Add(a.backoff(it.rec.Attempts))
 		heap.Push(&s.waiting, it)
@@ -336,6 +389,7 @@ func (s *scheduler) fail(it *item, err error) {
 	s.failed = append(s.failed, &failedDump{entry: it.entry, path: it.rec.Path, size: it.size, disk: it.disk, claimed: it.rec.ClaimedAt, failedAt: now, tenant: it.tenant})
 	s.failedBytes += it.size
 	s.failedDisk += it.disk
+	s.charge(it.tenant, it.disk)
 	s.setFailedGauges()
 	a.m.failedTotal.Inc()
 	a.log.Error("giving up on dump: moved to failed", "path", it.rec.Path, "id", it.rec.ID, "attempts", it.rec.Attempts,
@@ -357,12 +411,15 @@ func (s *scheduler) loadFailed() {
 		if unix.Lstat(e.Path(staging.DumpName), &st) == nil {
 			size, disk = st.Size, st.Blocks*512
 		}
+		disk += e.Overhead()
 		if rec.FailedAt.IsZero() {
 			rec.FailedAt = time.Now()
 		}
-		s.failed = append(s.failed, &failedDump{entry: e, path: rec.Path, size: size, disk: disk, claimed: rec.ClaimedAt, failedAt: rec.FailedAt, tenant: tenantOf(&rec)})
+		f := &failedDump{entry: e, path: rec.Path, size: size, disk: disk, claimed: rec.ClaimedAt, failedAt: rec.FailedAt, tenant: tenantOf(&rec)}
+		s.failed = append(s.failed, f)
 		s.failedBytes += size
 		s.failedDisk += disk
+		s.charge(f.tenant, disk)
 	}
 	s.setFailedGauges()
 }
@@ -384,6 +441,7 @@ func (s *scheduler) housekeeping(now time.Time) {
 		}
 		s.failedBytes -= f.size
 		s.failedDisk -= f.disk
+		s.charge(f.tenant, -f.disk)
 		a.m.dropped.WithLabelValues(DropFailedTTL).Inc()
 		a.log.Warn("deleted failed dump after its retention", "path", f.path, "id", f.entry.ID, "size", f.size, "failed_at", f.failedAt)
 	}
@@ -537,7 +595,15 @@ func (a *Agent) worker(ctx, upCtx context.Context) {
 				a.m.uploads.WithLabelValues("failure").Inc()
 				a.log.Warn("upload failed; will retry", "path", it.rec.Path, "id", it.rec.ID, "attempts", it.rec.Attempts, "err", err)
 			}
-			a.results <- result{it: it, err: err, done: done}
+			// The scheduler stops taking results when ctx ends: a worker
+			// must not wait for it then (with the store failing fast, the
+			// results buffer was full and shutdown hung for good). The
+			// record is saved; a restart resumes from it.
+			select {
+			case a.results <- result{it: it, err: err, done: done}:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ type agentFlags struct {
 	uploadSpill                 byteSize
 	cpuLimit                    string
 	cpuProfile                  string
+	heapProfile                 string
 	partConcurrency             int
 	logLevel, logFormat         string
 	namespaceDirs               []string
@@ -118,6 +120,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.StringVar(&f.namespaceDirMode, "namespace-dir-mode", "1777", "octal mode of --namespace-dirs directories (sticky and world-writable by default, like /tmp: pods run as any user)")
 	f.protection.register(fs)
 	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (performance work; see docs/performance.md)")
+	fs.StringVar(&f.heapProfile, "heap-profile", "", "write a heap profile (live objects) to this file on every SIGUSR1 (memory work; see docs/performance.md)")
 	_ = fs.MarkHidden("cpu-profile")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
@@ -170,6 +173,23 @@ func runAgent(parent context.Context, f agentFlags) error {
 			return fmt.Errorf("--cpu-profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if f.heapProfile != "" {
+		// On SIGUSR1, while the agent holds its state: at exit it has let
+		// go of everything.
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		defer signal.Stop(usr1)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-usr1:
+					writeHeapProfile(f.heapProfile, log)
+				}
+			}
+		}()
 	}
 
 	reg := prometheus.NewRegistry()
@@ -355,4 +375,22 @@ func cpuLimit(v string) (float64, error) {
 		}
 		return n, nil
 	}
+}
+
+// writeHeapProfile writes the live heap after a final collection, so the
+// profile shows what the agent held, not garbage not yet swept.
+func writeHeapProfile(path string, log *slog.Logger) {
+	runtime.GC()
+	pf, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(pf, 0)
+		if cerr := pf.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		log.Error("write heap profile", "path", path, "err", err)
+		return
+	}
+	log.Info("heap profile written", "path", path)
 }

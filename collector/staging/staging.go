@@ -95,6 +95,32 @@ type Entry struct {
 	path string
 }
 
+// Entry is the entry of id, for an id the caller got from this directory
+// (a parked dump's): nothing is read.
+func (d *Dir) Entry(id string) (*Entry, error) {
+	if !idPattern.MatchString(id) {
+		return nil, fmt.Errorf("staging entry: bad id %q", id)
+	}
+	return &Entry{ID: id, path: filepath.Join(d.staging, id)}, nil
+}
+
+// Overhead is what the entry itself uses on disk beside its dump: the
+// directory and the files other than the dump (record, crash report). The
+// disk budget counts it: 100,000 one-byte dumps take some 800 MB of state.
+func (e *Entry) Overhead() int64 {
+	var total int64
+	var st unix.Stat_t
+	if unix.Lstat(e.path, &st) == nil {
+		total += st.Blocks * 512
+	}
+	for _, name := range []string{recordName, CrashReportName} {
+		if unix.Lstat(e.Path(name), &st) == nil {
+			total += st.Blocks * 512
+		}
+	}
+	return total
+}
+
 // Path returns the path of name inside the entry.
 func (e *Entry) Path(name string) string { return filepath.Join(e.path, name) }
 
