@@ -39,8 +39,8 @@ type item struct {
 	// not for a sparse file.
 	disk     int64
 	overhead int64 // the entry's directory, record and crash report
-	mtime time.Time
-	ctime time.Time // the last ctime seen: a change mtime may hide
+	mtime    time.Time
+	ctime    time.Time // the last ctime seen: a change mtime may hide
 	// hiddenWrite is when a change the mtime did not show was seen.
 	hiddenWrite time.Time
 	// tenant is whose dump it is for the disk budget (tenantOf), kept by
