@@ -15,12 +15,12 @@ bench_perf_saved_default_goal := $(.DEFAULT_GOAL)
 bench: bench-perf
 
 # BENCH_ROUNDS=1 is a smoke run. BENCH_SCENARIOS picks scenarios
-# (core,random,many,sparse,latency,evidence,idle,profile). BENCH_PERF_FLAGS passes
+# (core,random,many,sparse,latency,evidence,idle,backlog,profile). BENCH_PERF_FLAGS passes
 # more options to bench/perf, e.g. "-quiet-wait 40m" (wait for a load
 # average below 1.5 first), "-agent-flags '--part-size 16MiB'", "-strict"
 # (exit 1 when a target is missed).
 BENCH_ROUNDS ?= 5
-BENCH_SCENARIOS ?= core,random,many,sparse,latency,evidence,idle,profile
+BENCH_SCENARIOS ?= core,random,many,sparse,latency,evidence,idle,backlog,profile
 BENCH_PERF_FLAGS ?=
 
 ## bench-perf: agent vs mc cp on real MinIO (issue 7): wall time, bytes stored, peak RSS, CPU; latency; idle footprint.

@@ -34,7 +34,7 @@ import (
 )
 
 // Every scenario, in the order they run.
-var allScenarios = []string{"core", "random", "many", "sparse", "latency", "evidence", "idle", "profile"}
+var allScenarios = []string{"core", "random", "many", "sparse", "latency", "evidence", "idle", "backlog", "profile"}
 
 type config struct {
 	crashdump, minio, mc string
@@ -64,6 +64,7 @@ type config struct {
 	evidenceControl  bool
 
 	idleDirs     int
+	backlogDumps int
 	idleDuration time.Duration
 
 	quietLoad float64
@@ -105,6 +106,7 @@ func main() {
 	flag.IntVar(&c.evidenceCores, "evidence-cores", 2, "copies of the 1 GiB core the evidence agent may upload one after the other while writers run")
 	flag.BoolVar(&c.evidenceDistinct, "evidence-distinct", false, "evidence writers write coredump.<n>.dmp instead of all coredump.1.dmp (the seed's shared name)")
 	flag.BoolVar(&c.evidenceControl, "evidence-control", true, "when an evidence target is missed, run the scenario again with the agent not CPU-limited, for comparison")
+	flag.IntVar(&c.backlogDumps, "backlog-dumps", 100000, "pending one-byte dumps of the backlog scenario (store down, then a cold restart)")
 	flag.IntVar(&c.idleDirs, "idle-dirs", 1000, "subdirectories watched by the idle agent")
 	flag.DurationVar(&c.idleDuration, "idle-duration", 60*time.Second, "how long the idle agent is measured")
 	flag.Float64Var(&c.quietLoad, "quiet-load", 1.5, "with -quiet-wait: start when the 1-minute load average is below this")
@@ -243,6 +245,13 @@ func run(ctx context.Context, c config) (bool, error) {
 			return false, fmt.Errorf("idle: %w", err)
 		}
 		res.Idle = ir
+	}
+	if c.want("backlog") {
+		br, err := runBacklog(ctx, c, runDir)
+		if err != nil {
+			return false, fmt.Errorf("backlog: %w", err)
+		}
+		res.Backlog = br
 	}
 	if c.want("profile") {
 		pr, err := runProfile(ctx, c, srv, in)

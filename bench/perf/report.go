@@ -23,6 +23,7 @@ type results struct {
 	Latency    *latencyResult       `json:"latency,omitempty"`
 	Evidence   *evidenceResult      `json:"evidence,omitempty"`
 	Idle       *idleResult          `json:"idle,omitempty"`
+	Backlog    *backlogResult       `json:"backlog,omitempty"`
 	Profile    *profileResult       `json:"profile,omitempty"`
 	Targets    []target             `json:"targets"`
 }
@@ -161,6 +162,10 @@ func (r *results) evaluate() {
 	if r.Idle != nil {
 		add("idle: RSS (max over the window)", 30, float64(r.Idle.RSSMax)/(1<<20), "MiB")
 		add("idle: CPU", 0.2, r.Idle.CPUPercent, "% of one core")
+	}
+	if bl := r.Backlog; bl != nil {
+		add(fmt.Sprintf("backlog: peak RSS, %dk pending, store down", bl.Dumps/1000), 64, float64(bl.FirstPeakRSS)/(1<<20), "MiB")
+		add(fmt.Sprintf("backlog: peak RSS, %dk pending, cold restart", bl.Dumps/1000), 64, float64(bl.RestartPeakRSS)/(1<<20), "MiB")
 	}
 	if r.Latency != nil {
 		add("close → upload start beyond settle, p99", 150, r.Latency.CloseToUploadStart.P99, "ms")
@@ -307,6 +312,10 @@ func (r *results) markdown() string {
 		fmt.Fprintf(&b, "Idle footprint: agent watching %d directories (%d watches) for %.0f s after %.0f s of warm-up: RSS max %s (end %s = %s anonymous + %s file pages of the executable; lifetime VmHWM %s; Go heap in use %s, Go sys %s); CPU %.3f%% of one core (%.2f s; schedstat: %.3f%%); %d periodic rescan(s) in the window.\n\n",
 			i.Dirs, i.Watched, i.DurationS, i.WarmupS, mib(i.RSSMax), mib(i.RSSEnd), mib(i.AnonEnd), mib(i.FileEnd), mib(i.HWM),
 			mib(int64(i.GoHeapInuse)), mib(int64(i.GoSys)), i.CPUPercent, i.CPUSeconds, i.SchedCPUPercent, i.Rescans)
+	}
+	if bl := r.Backlog; bl != nil {
+		fmt.Fprintf(&b, "Backlog: %d pending one-byte dumps in 100 pod directories, the store down (a closed port), GOMEMLIMIT=%s as the chart sets it: all claimed in %.1f s, peak RSS (VmHWM) %s, %s after 15 s of retries; cold restart on the same state directory: peak %s, %s settled, %.0f dumps parked (record on disk, 64 bytes in memory). The state directory uses %s on disk; crashdump_dump_disk_bytes counts %s.\n\n",
+			bl.Dumps, bl.GoMemLimit, bl.ClaimS, mib(bl.FirstPeakRSS), mib(bl.FirstEndRSS), mib(bl.RestartPeakRSS), mib(bl.RestartEndRSS), bl.Parked, mib(bl.StateBytes), mib(int64(bl.DiskMetric)))
 	}
 	if p := r.Profile; p != nil {
 		fmt.Fprintf(&b, "Profile of the upload path on the core (in-process, agent defaults): Analyze %.2f s, Send %.2f s, Head %.3f s; %.2f CPU s in the upload path, %.2f in MinIO. CPU by activity (whole stacks classified):",
