@@ -102,7 +102,7 @@ type Config struct {
 	// before the run gives up on it (it stays staged for the next run).
 	OnceMaxAttempts int
 	// MaxResident bounds the staged dumps the scheduler holds in memory
-	// (default 1024); the others are parked: their record stays on disk
+	// (default 512); the others are parked: their record stays on disk
 	// and memory keeps 64 bytes of each (park.go).
 	MaxResident int
 }
@@ -497,13 +497,19 @@ func (a *Agent) recover(s *scheduler) []*item {
 		}
 		resumed++
 		a.log.Debug("resuming staged dump", "id", e.ID, "path", rec.Path, "attempts", rec.Attempts)
-		if rec.Kind != kindReport && (rec.Scanned || rec.Plan != nil) {
+		// Dumps whose writers were never looked for are scanned with the
+		// claims' first batch, up to MaxResident of them: an agent killed
+		// while claiming a flood of 100,000 left most records unscanned,
+		// and holding them all for the scan took the restarted agent to
+		// 182 MiB. The others are parked and attributed without writer
+		// evidence (their writers are long gone when they come up).
+		toScan := !rec.Scanned && rec.Plan == nil && len(out) < a.cfg.MaxResident
+		if rec.Kind != kindReport && !toScan {
 			// Dumps wait parked: a backlog of 100,000 read in whole
 			// at start-up was what pushed a restarted agent over its
-			// memory limit. Crash reports go to the shelf; a dump
-			// whose writers were never looked for is scanned now.
-			// A parked dump's record is read again from disk: save
-			// what recovery learnt.
+			// memory limit. Crash reports go to the shelf. A parked
+			// dump's record is read again from disk: save what
+			// recovery learnt.
 			if lerr != nil || loaded.State != rec.State || loaded.CrashReport != rec.CrashReport {
 				if err := e.Save(&rec); err != nil {
 					a.log.Error("save record", "id", e.ID, "err", err)

@@ -13,9 +13,9 @@ import (
 
 // defaultMaxResident is how many staged dumps the scheduler holds in
 // memory (Config.MaxResident). An item with its record and plan is 2–3 KiB
-// on the heap; 1024 of them cost a few MiB, and more are never needed at
-// once: four workers upload, and dumps settle seconds after their claim.
-const defaultMaxResident = 1024
+// on the heap; 512 of them cost about 1.5 MiB, and more are never needed
+// at once: four workers upload, and dumps settle seconds after their claim.
+const defaultMaxResident = 512
 
 // parked is a staged dump the scheduler keeps no item for: a dump waiting
 // for its next upload attempt, one claimed while the resident items were
