@@ -461,10 +461,6 @@ func newID() string {
 // claim never completed are discarded (their dump is still in the dump
 // directory and is found again).
 func (a *Agent) recover(s *scheduler) []*item {
-	entries, err := a.stage.Entries()
-	if err != nil {
-		a.log.Warn("staging directory holds unexpected entries", "err", err)
-	}
 	var out []*item
 	resumed := 0
 	defer func() {
@@ -472,7 +468,7 @@ func (a *Agent) recover(s *scheduler) []*item {
 			a.log.Info("resuming staged dumps", "count", resumed, "parked", s.parkedLive)
 		}
 	}()
-	for _, e := range entries {
+	err := a.stage.EachEntry(func(e *staging.Entry) {
 		var rec record
 		lerr := e.Load(&rec)
 		loaded := rec
@@ -483,7 +479,7 @@ func (a *Agent) recover(s *scheduler) []*item {
 			if err := a.stage.Remove(e); err != nil {
 				a.log.Error("remove unfinished claim", "id", e.ID, "err", err)
 			}
-			continue
+			return
 		case lerr != nil || rec.ID != e.ID:
 			// The dump is here but its record is not readable (a crash
 			// mid-write on a filesystem without ordering guarantees):
@@ -518,16 +514,19 @@ func (a *Agent) recover(s *scheduler) []*item {
 			if err := s.parkRecovered(e, &rec); err != nil {
 				a.log.Error("resume staged dump", "id", e.ID, "err", err)
 			}
-			continue
+			return
 		}
 		it, err := a.newItem(e, rec)
 		if err != nil {
 			a.log.Error("resume staged dump", "id", e.ID, "err", err)
-			continue
+			return
 		}
 		// A planned dump had settled before the restart.
 		it.settled = rec.Plan != nil
 		out = append(out, it)
+	})
+	if err != nil {
+		a.log.Warn("staging directory holds unexpected entries", "err", err)
 	}
 	return out
 }

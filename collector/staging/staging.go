@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -188,6 +189,39 @@ func (e *Entry) Has(name string) bool {
 // Entries lists the entries present, for recovery after a restart.
 // Directories that are not entries are reported as errors and left alone.
 func (d *Dir) Entries() ([]*Entry, error) { return list(d.staging) }
+
+// EachEntry calls fn for every entry present, reading the directory 1024
+// names at a time: a backlog of 100,000 entries listed in whole cost the
+// restarted agent some 20 MiB at once. Directories that are not entries
+// are reported as errors and left alone.
+func (d *Dir) EachEntry(fn func(*Entry)) error {
+	f, err := os.Open(d.staging)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", d.staging, err)
+	}
+	defer f.Close()
+	var errs []error
+	for {
+		des, err := f.ReadDir(1024)
+		for _, de := range des {
+			if !de.IsDir() || !idPattern.MatchString(de.Name()) {
+				if len(errs) < 10 {
+					errs = append(errs, fmt.Errorf("unexpected %s in %s", de.Name(), d.staging))
+				}
+				continue
+			}
+			fn(&Entry{ID: de.Name(), path: filepath.Join(d.staging, de.Name())})
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(des) == 0) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list %s: %w", d.staging, err))
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // FailedEntries lists the dumps given up on.
 func (d *Dir) FailedEntries() ([]*Entry, error) { return list(filepath.Join(d.state, failedDir)) }
