@@ -25,7 +25,6 @@ func FreeSpace(p string) (free, total uint64, err error) {
 type victim struct {
 	claimed time.Time
 	size    int64 // on disk (allocated)
-	path    string
 	tenant  string
 	evict   func()
 }
@@ -234,13 +233,13 @@ func tenantOf(rec *record) string {
 func (s *scheduler) victims() []victim {
 	var vs []victim
 	for _, f := range s.failed {
-		vs = append(vs, victim{claimed: f.claimed, size: f.disk, path: f.path, tenant: f.tenant, evict: func() { s.evictFailed(f) }})
+		vs = append(vs, victim{claimed: f.claimed, size: f.disk, tenant: f.tenant, evict: func() { s.evictFailed(f) }})
 	}
 	for _, it := range s.waiting {
-		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, tenant: it.tenant, evict: func() { s.evictItem(it) }})
+		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, tenant: it.tenant, evict: func() { s.evictItem(it) }})
 	}
 	for _, it := range s.ready {
-		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, path: it.rec.Path, tenant: it.tenant, evict: func() { s.evictItem(it) }})
+		vs = append(vs, victim{claimed: it.rec.ClaimedAt, size: it.disk, tenant: it.tenant, evict: func() { s.evictItem(it) }})
 	}
 	for i, p := range s.parked {
 		if !p.dead {

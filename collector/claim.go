@@ -292,14 +292,21 @@ func (a *Agent) claim(rel string) *item {
 
 // newItem builds the in-memory state of a staged dump.
 func (a *Agent) newItem(e *staging.Entry, rec record) (*item, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(e.Path(staging.DumpName), &st); err != nil {
+	info, over, err := stagedInfo(e)
+	if err != nil {
 		return nil, err
 	}
-	info := dumpfs.InfoFromStat(staging.DumpName, &st)
-	over := e.Overhead()
 	return &item{entry: e, rec: rec, size: info.Size, disk: info.Allocated + over, overhead: over, mtime: info.Mtime, ctime: info.Ctime,
 		file: procfs.FileID{Dev: info.Dev, Ino: info.Ino}}, nil
+}
+
+// stagedInfo stats a staged dump, and what its entry uses beside it.
+func stagedInfo(e *staging.Entry) (dumpfs.Info, int64, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(e.Path(staging.DumpName), &st); err != nil {
+		return dumpfs.Info{}, 0, err
+	}
+	return dumpfs.InfoFromStat(staging.DumpName, &st), e.Overhead(), nil
 }
 
 // gatherEvidence records, for every item not yet scanned, the processes

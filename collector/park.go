@@ -5,9 +5,6 @@ import (
 	"encoding/hex"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/crashdump-io/crashdump/collector/dumpfs"
 	"github.com/crashdump-io/crashdump/collector/staging"
 )
 
@@ -97,14 +94,13 @@ func (s *scheduler) parkRecovered(e *staging.Entry, rec *record) error {
 	if _, err := hex.Decode(id[:], []byte(e.ID)); err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(e.Path(staging.DumpName), &st); err != nil {
+	info, overhead, err := stagedInfo(e)
+	if err != nil {
 		return err
 	}
-	info := dumpfs.InfoFromStat(staging.DumpName, &st)
 	p := parked{
 		id: id, due: time.Now().UnixNano(), claimed: rec.ClaimedAt.UnixNano(), ctime: info.Ctime.UnixNano(),
-		size: info.Size, disk: info.Allocated + e.Overhead(), tenant: s.tenantIndex(tenantOf(rec)), settled: rec.Plan != nil,
+		size: info.Size, disk: info.Allocated + overhead, tenant: s.tenantIndex(tenantOf(rec)), settled: rec.Plan != nil,
 	}
 	heap.Push(&s.parked, p)
 	s.parkedLive++
@@ -141,11 +137,7 @@ func (s *scheduler) unpark(now time.Time) time.Time {
 		it, err := s.load(top, now)
 		if err != nil {
 			a.log.Error("resume parked dump", "id", hex.EncodeToString(top.id[:]), "err", err)
-			s.alive--
-			s.pending -= top.size
-			s.pendingDisk -= top.disk
-			s.charge(s.tenantNames[top.tenant], -top.disk)
-			s.setPendingGauges()
+			s.untrackParked(top)
 			continue
 		}
 		it.due = now
@@ -191,6 +183,16 @@ func (s *scheduler) load(p parked, now time.Time) (*item, error) {
 	return it, nil
 }
 
+// untrackParked stops counting a parked dump that is gone (its counts
+// were those of track).
+func (s *scheduler) untrackParked(p parked) {
+	s.alive--
+	s.pending -= p.size
+	s.pendingDisk -= p.disk
+	s.charge(s.tenantNames[p.tenant], -p.disk)
+	s.setPendingGauges()
+}
+
 // evictParked deletes a parked dump for the disk budget (enforceBudget).
 // The heap is not reordered: the entry is marked dead and dropped when it
 // comes up.
@@ -202,12 +204,8 @@ func (s *scheduler) evictParked(i int) {
 	}
 	p.dead = true
 	s.parkedLive--
-	s.alive--
-	s.pending -= p.size
-	s.pendingDisk -= p.disk
-	s.charge(s.tenantNames[p.tenant], -p.disk)
-	s.setPendingGauges()
 	a.m.parkedDumps.Set(float64(s.parkedLive))
+	s.untrackParked(*p)
 	id := hex.EncodeToString(p.id[:])
 	e, err := a.stage.Entry(id)
 	if err != nil {
