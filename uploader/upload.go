@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	mathrand "math/rand/v2"
 	"runtime"
@@ -164,22 +165,66 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 
 // Hash returns the hex SHA-256 of size bytes of r.
 func (u *Uploader) Hash(ctx context.Context, r io.ReaderAt, size int64) (string, error) {
+	sum, _, err := u.hash(ctx, r, size, nil)
+	return sum, err
+}
+
+// hash is Hash that also tallies what it read with seed (see tally), when
+// seed is not nil.
+func (u *Uploader) hash(ctx context.Context, r io.ReaderAt, size int64, seed *maphash.Seed) (string, uint64, error) {
 	r = u.paced(ctx, sparseAware(r))
 	h := sha256.New()
+	var t maphash.Hash
+	if seed != nil {
+		t.SetSeed(*seed)
+	}
 	bp := u.bufs.Get().(*[]byte)
 	defer u.bufs.Put(bp)
 	buf := *bp
 	for off := int64(0); off < size; off += int64(len(buf)) {
 		if err := ctx.Err(); err != nil {
-			return "", err
+			return "", 0, err
 		}
 		n := int(min(int64(len(buf)), size-off))
 		if err := readFull(r, buf[:n], off); err != nil {
-			return "", err
+			return "", 0, err
 		}
 		h.Write(buf[:n])
+		if seed != nil {
+			t.Write(buf[:n])
+		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), t.Sum64(), nil
+}
+
+// tally is what makes the SHA-256 describe exactly the bytes stored
+// although the file is read twice (once for the hash, once for the upload:
+// S3 wants the hash when the upload is created, long before the upload's
+// single read could have finished it). Both reads feed a maphash with the
+// same seed, random per upload; the upload fails with ErrSourceChanged when
+// the two differ. A writer that changes the file between the reads without
+// moving its ctime (through a shared mapping whose pages are already
+// dirty) is caught, and it cannot forge equal tallies: it never learns the
+// seed. The cost is about 0.13 CPU s per GiB per read, a sixth of the
+// SHA-256's.
+type tallyReader struct {
+	r io.Reader
+	h maphash.Hash
+}
+
+func newTallyReader(r io.Reader, seed maphash.Seed) *tallyReader {
+	t := &tallyReader{r: r}
+	t.h.SetSeed(seed)
+	return t
+}
+
+// Read implements io.Reader, and only that: a store must not read the
+// file around it (by ReadAt or Seek, as zero-copy parts do), or it would
+// store bytes the tally did not see.
+func (t *tallyReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.h.Write(p[:n])
+	return n, err
 }
 
 // Hashing is a SHA-256 being computed on its own goroutine (StartHash), so
@@ -188,6 +233,8 @@ func (u *Uploader) Hash(ctx context.Context, r io.ReaderAt, size int64) (string,
 type Hashing struct {
 	done   chan struct{}
 	sum    string
+	tally  uint64
+	seed   maphash.Seed
 	err    error
 	cancel context.CancelFunc
 }
@@ -196,10 +243,10 @@ type Hashing struct {
 // (Send does, for the hash it is given).
 func (u *Uploader) StartHash(ctx context.Context, r io.ReaderAt, size int64) *Hashing {
 	ctx, cancel := context.WithCancel(ctx)
-	h := &Hashing{done: make(chan struct{}), cancel: cancel}
+	h := &Hashing{done: make(chan struct{}), cancel: cancel, seed: maphash.MakeSeed()}
 	go func() {
 		defer close(h.done)
-		h.sum, h.err = u.Hash(ctx, exactReaderAt{r: sparseAware(r), size: size}, size)
+		h.sum, h.tally, h.err = u.hash(ctx, exactReaderAt{r: sparseAware(r), size: size}, size, &h.seed)
 	}()
 	return h
 }
@@ -274,9 +321,13 @@ func (u *Uploader) SendHashed(ctx context.Context, s Store, key string, r io.Rea
 			return Sent{}, fmt.Errorf("upload %s: hash: %w", key, err)
 		}
 		opts.Metadata = withSHA256(opts.Metadata, sum)
-		o, err := s.Put(ctx, key, io.NewSectionReader(src, 0, size), size, opts)
+		body := newTallyReader(io.NewSectionReader(src, 0, size), h.seed)
+		o, err := s.Put(ctx, key, body, size, opts)
 		if err != nil {
 			return Sent{}, fmt.Errorf("upload %s: %w", key, err)
+		}
+		if body.h.Sum64() != h.tally {
+			return Sent{}, fmt.Errorf("upload %s: %w: the bytes stored are not the bytes hashed", key, ErrSourceChanged)
 		}
 		return Sent{Object: o, SHA256: sum}, nil
 	}
@@ -317,9 +368,10 @@ func (u *Uploader) SendHashed(ctx context.Context, s Store, key string, r io.Rea
 	var read int64
 	var cerr error
 	done := make(chan struct{})
+	body := newTallyReader(io.NewSectionReader(src, 0, size), h.seed)
 	go func() {
 		defer close(done)
-		read, _, cerr = u.c.compress(ctx, pipe, io.NewSectionReader(src, 0, size))
+		read, _, cerr = u.c.compress(ctx, pipe, body)
 		pipe.CloseWrite(cerr)
 	}()
 	if opts.SizeHint == 0 {
@@ -348,6 +400,8 @@ func (u *Uploader) SendHashed(ctx context.Context, s Store, key string, r io.Rea
 		return Sent{}, fmt.Errorf("upload %s: hash: %w", key, herr)
 	case read != size:
 		return Sent{}, fmt.Errorf("upload %s: %w: read %d of %d bytes", key, ErrSourceChanged, read, size)
+	case body.h.Sum64() != h.tally:
+		return Sent{}, fmt.Errorf("upload %s: %w: the bytes stored are not the bytes hashed", key, ErrSourceChanged)
 	}
 	return Sent{Object: o, SHA256: sum, Spilled: spilled, SpillErr: spillErr}, nil
 }

@@ -307,3 +307,64 @@ func TestSendHashed(t *testing.T) {
 		})
 	}
 }
+
+// secondReadDiffers is a file rewritten between the agent's two reads of
+// it, as a writer with a shared mapping does without moving the ctime: the
+// first pass over it (the hash's) sees the old bytes, every read after that
+// the new.
+type secondReadDiffers struct {
+	mu       sync.Mutex
+	old, new []byte
+	read     int
+}
+
+func (s *secondReadDiffers) ReadAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src := s.old
+	if s.read >= len(s.old) {
+		src = s.new
+	}
+	if off >= int64(len(src)) {
+		return 0, io.EOF
+	}
+	n := copy(p, src[off:])
+	s.read += n
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestSendBytesChangedBetweenReads: the SHA-256 sent as metadata must be
+// the hash of the bytes stored. When the hashing read and the upload's read
+// see different bytes, with nothing else showing it, Send fails with
+// ErrSourceChanged (the agent keeps the node copy and uploads again),
+// compressed or raw.
+func TestSendBytesChangedBetweenReads(t *testing.T) {
+	u, err := New(Options{ChunkSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := mixed(t, 1<<20)
+	changed := append([]byte{}, old...)
+	changed[700<<10] ^= 0xff
+	for _, compress := range []bool{false, true} {
+		s := &memStore{}
+		src := &secondReadDiffers{old: old, new: changed}
+		h := u.StartHash(context.Background(), src, int64(len(old)))
+		if _, err := h.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_, err := u.SendHashed(context.Background(), s, "k", src, int64(len(old)), compress, PutOptions{}, h)
+		if !errors.Is(err, ErrSourceChanged) {
+			t.Errorf("compress=%v: %v, want ErrSourceChanged", compress, err)
+		}
+		// Unchanged, the same two reads pass.
+		src = &secondReadDiffers{old: old, new: old}
+		h = u.StartHash(context.Background(), src, int64(len(old)))
+		if _, err := u.SendHashed(context.Background(), s, "k", src, int64(len(old)), compress, PutOptions{}, h); err != nil {
+			t.Errorf("compress=%v, unchanged: %v", compress, err)
+		}
+	}
+}

@@ -236,11 +236,17 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 		if zeroCopy {
 			return s.putSingle(ctx, key, io.NewSectionReader(ra, 0, size), opts)
 		}
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(body, buf); err != nil {
+		// A stream of known size (a raw dump whose bytes are tallied as
+		// they are read): its buffer comes from the budget like parts do.
+		buf, err := s.getBuf(ctx, size)
+		if err != nil {
+			return uploader.Object{}, err
+		}
+		defer s.putBuf(buf)
+		if _, err := io.ReadFull(body, buf.b); err != nil {
 			return uploader.Object{}, fmt.Errorf("read body: %w", err)
 		}
-		return s.putSingle(ctx, key, bytes.NewReader(buf), opts)
+		return s.putSingle(ctx, key, bytes.NewReader(buf.b), opts)
 	}
 	if !zeroCopy {
 		// A stream: read the first part to learn whether it is small.
