@@ -229,6 +229,8 @@ type Agent struct {
 
 	policy Policy
 	storms *stormLimiter
+	// suppress holds the open crash-loop records (suppress.go).
+	suppress *suppressions
 }
 
 // New validates cfg and builds an Agent.
@@ -358,6 +360,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.storms, err = loadStormLimiter(filepath.Join(a.cfg.StateDir, "ratelimit.json"), a.cfg.Policy.Window); err != nil {
 		return err
 	}
+	a.suppress = newSuppressions(a.cfg.Policy.Window)
 	root, err := dumpfs.Open(a.cfg.DumpDir)
 	if err != nil {
 		return err

@@ -135,17 +135,24 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	case actionManifestOnly:
 		// Over the crash-loop limit: the dump is not uploaded, but its
 		// manifest is, so the crash stays visible.
+		// One record per container and window counts them all.
 		m.Object.ManifestOnly = true
 		m.Object.Compression = manifest.CompressionNone
-		if err := a.storeReport(ctx, it, store, p.Key, m); err != nil {
-			return err
+		if a.suppress.opens(m, p.Destination, time.Now()) {
+			if err := a.storeReport(ctx, it, store, p.Key, m); err != nil {
+				return err
+			}
 		}
-		if err := a.putManifest(ctx, store, p.Key, m); err != nil {
+		sm, first, err := a.suppress.record(ctx, a, store, p.Destination, p.Key, m, time.Now())
+		if err != nil {
 			return err
 		}
 		a.m.dropped.WithLabelValues(DropRateLimited).Inc()
-		log.Warn("dump not uploaded: manifest only", "reason", DropRateLimited, "why", p.ActionReason, "size", p.Size)
-		a.note.DumpUploaded(ctx, m)
+		log.Warn("dump not uploaded: manifest only", "reason", DropRateLimited, "why", p.ActionReason, "size", p.Size,
+			"record", sm.Object.Key+".json", "suppressed", sm.Suppressed.Count)
+		if first {
+			a.note.DumpUploaded(ctx, sm)
+		}
 		if err := a.stage.Remove(it.entry); err != nil {
 			return err
 		}

@@ -215,9 +215,12 @@ func TestFreeSpaceComputation(t *testing.T) {
 	}
 }
 
-// TestCrashLoopStorm: 50 dumps of one container; exactly the limit (3 per
-// hour) are uploaded, the rest only get a manifest — also across a restart.
+// TestCrashLoopStorm: 300 dumps of one container; exactly the limit (3 per
+// hour) are uploaded, also across a restart, and the rest cost one object:
+// a manifest-only record counting them (issue 20: 2,000 one-byte dumps of
+// one pod were 2,003 objects). Another container's dumps get their own.
 func TestCrashLoopStorm(t *testing.T) {
+	const total = 300
 	e := newEnv(t, true)
 	cfg := e.config()
 	cfg.Policy = collector.Policy{MaxPerWindow: 3, Window: time.Hour}
@@ -231,16 +234,21 @@ func TestCrashLoopStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.startWith(cfg, res, nil)
-	for i := 2; i < 50; i++ {
+	for i := 2; i < total; i++ {
 		mustWrite(t, filepath.Join(e.dumpDir, "prod", "api-0", fmt.Sprintf("core.%d", i)), randomData(t, 10_000))
 	}
-	eventually(t, 60*time.Second, "all 50 handled", func() bool {
-		return len(e.staged()) == 0 && emptyDir(t, e.dumpDir) && len(e.keys()) == 3*2+47
+	for i := range 5 {
+		mustWrite(t, filepath.Join(e.dumpDir, "prod", "web-0", fmt.Sprintf("core.%d", i)), randomData(t, 1))
+	}
+	eventually(t, 60*time.Second, "all handled", func() bool {
+		return len(e.staged()) == 0 && emptyDir(t, e.dumpDir) &&
+			metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "rate_limited") == total-3+2
 	})
-	uploaded, manifestOnly := 0, 0
+	uploaded := map[string]int{}
+	records := map[string]*manifest.Manifest{}
 	for _, k := range e.keys() {
 		if !strings.HasSuffix(k, ".json") {
-			uploaded++
+			uploaded[strings.Split(k, "/")[1]]++
 			continue
 		}
 		m, err := manifest.Unmarshal(e.read(k, true))
@@ -248,19 +256,42 @@ func TestCrashLoopStorm(t *testing.T) {
 			t.Fatal(err)
 		}
 		if m.Object.ManifestOnly {
-			manifestOnly++
+			if records[m.Pod.Name] != nil {
+				t.Errorf("two manifest-only records of %s", m.Pod.Name)
+			}
+			records[m.Pod.Name] = m
 			// Not hashed: the bytes are deleted unread, which is the point
 			// of the limit during a storm of large dumps.
-			if m.Pod == nil || m.Pod.Container != "app" || m.File.Size == 0 || m.File.SHA256 != "" {
+			if m.Pod == nil || m.Pod.Container != "app" || m.File.Size == 0 || m.File.SHA256 != "" || m.Suppressed == nil {
 				t.Errorf("manifest-only record lacks facts: %+v", m)
 			}
 		}
 	}
-	if uploaded != 3 || manifestOnly != 47 {
-		t.Fatalf("%d dumps uploaded and %d manifest-only, want 3 and 47", uploaded, manifestOnly)
+	if got := len(e.keys()); got != 3*2+1+3*2+1 {
+		t.Errorf("%d objects in the store, want 14 (3 dumps and their manifests, and one record, per pod)", got)
 	}
-	if got := metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "rate_limited"); got != 47 {
-		t.Errorf("rate_limited %v, want 47 (after the restart)", got)
+	for pod, want := range map[string]struct {
+		count int
+		bytes int64
+	}{"api-0": {total - 3, (total - 3) * 10_000}, "web-0": {2, 2}} {
+		if uploaded[pod] != 3 {
+			t.Errorf("%s: %d dumps uploaded, want 3", pod, uploaded[pod])
+		}
+		r := records[pod]
+		if r == nil || r.Suppressed == nil {
+			t.Errorf("%s: no manifest-only record", pod)
+			continue
+		}
+		sp := r.Suppressed
+		if sp.Count != want.count || sp.Bytes != want.bytes || sp.Key != "prod/"+pod+"/app" {
+			t.Errorf("%s: suppressed %d dumps of %d bytes as %q, want %d of %d as prod/%s/app", pod, sp.Count, sp.Bytes, sp.Key, want.count, want.bytes, pod)
+		}
+		if wantTimes := min(want.count, 100); len(sp.Times) != wantTimes || sp.TimesDropped != want.count-wantTimes {
+			t.Errorf("%s: %d times listed, %d dropped; want %d and %d", pod, len(sp.Times), sp.TimesDropped, wantTimes, want.count-wantTimes)
+		}
+		if sp.First.After(sp.Last) || !sp.WindowEnd.After(sp.First) {
+			t.Errorf("%s: window %v..%v ends %v", pod, sp.First, sp.Last, sp.WindowEnd)
+		}
 	}
 }
 

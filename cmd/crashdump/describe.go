@@ -164,6 +164,15 @@ func writeDescription(w io.Writer, mode cliMode, s *session, d *catalog.Dump, no
 	}
 	st.line("Compression", m.Object.Compression)
 	st.line("Checksum", m.Object.Checksum)
+	if sp := m.Suppressed; sp != nil {
+		// A crash loop's one record per window: how many it stands for.
+		ss := p.section("Crash loop")
+		ss.line("Unit", sp.Key)
+		ss.line("Not uploaded", fmt.Sprintf("%d dumps, %s (%d bytes)", sp.Count, humanBytes(sp.Bytes), sp.Bytes))
+		ss.line("First", sp.First.UTC().Format(time.RFC3339))
+		ss.line("Last", sp.Last.UTC().Format(time.RFC3339))
+		ss.line("Window ends", sp.WindowEnd.UTC().Format(time.RFC3339))
+	}
 
 	if pod := m.Pod; pod != nil {
 		ps := p.section("Pod")

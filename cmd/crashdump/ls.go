@@ -165,6 +165,9 @@ func flagsOf(d *catalog.Dump) string {
 	if !d.HasObject() {
 		fl = append(fl, "manifest-only")
 	}
+	if m := d.Manifest; m != nil && m.Suppressed != nil {
+		fl = append(fl, fmt.Sprintf("suppressed=%d", m.Suppressed.Count))
+	}
 	if m := d.Manifest; m != nil && m.Incomplete {
 		fl = append(fl, "incomplete")
 	}

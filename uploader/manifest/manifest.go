@@ -57,6 +57,30 @@ type Manifest struct {
 	// are kept; this only links them, both ways.
 	Related []Related `json:"related,omitempty"`
 	Core    *Core     `json:"core,omitempty"`
+	// Suppressed is set on the one manifest-only record a crash loop gets
+	// per container and window beyond its limit: this manifest describes
+	// the first dump not uploaded, Suppressed counts them all.
+	Suppressed *Suppressed `json:"suppressed,omitempty"`
+}
+
+// Suppressed counts the dumps of one container (else pod, else directory)
+// not uploaded within one window because of the crash-loop limit.
+type Suppressed struct {
+	// Key is the unit limited: namespace/pod/container, namespace/pod, or
+	// dir:<path>.
+	Key string `json:"key"`
+	// Count dumps, Bytes their size, between First and Last; the window
+	// began at First and ends at WindowEnd, and the next dump beyond the
+	// limit after that starts a new record.
+	Count     int       `json:"count"`
+	Bytes     int64     `json:"bytes"`
+	First     time.Time `json:"first"`
+	Last      time.Time `json:"last"`
+	WindowEnd time.Time `json:"windowEnd"`
+	// Times are the modification times of the last (at most 100) of them,
+	// oldest first; TimesDropped says how many earlier ones are not listed.
+	Times        []time.Time `json:"times"`
+	TimesDropped int         `json:"timesDropped,omitempty"`
 }
 
 // File is the dump as it was found on the node.
