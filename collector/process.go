@@ -177,6 +177,10 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 			ContentType: contentType(p.Compress),
 		}, hashing)
 		if errors.Is(err, uploader.ErrSourceChanged) {
+			// Shorter than planned, or the upload read other bytes than
+			// the hash did: nothing is reported with a wrong hash.
+			log.Warn("staged dump changed during the upload; uploading again", "err", err)
+			a.m.changedDuringUpload.Inc()
 			return errChanged
 		}
 		if err != nil {
