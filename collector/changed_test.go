@@ -100,3 +100,55 @@ func TestDumpRewrittenDuringUploadMtimeRestored(t *testing.T) {
 		t.Errorf("crashdump_uploads_redone_changed_total = %v, want ≥ 1", got)
 	}
 }
+
+// TestDumpGrowsAfterUpload: a writer the agent never sees (hardened mode:
+// no process is visible) pauses longer than the settle time, the agent
+// uploads what is there, and then the writer goes on. The node copy must
+// still be there to take the rest, the final object must be the whole file
+// with its manifest marked incomplete (the bytes may still not be all), and
+// only then may the node copy go. Before the fix the node copy went right
+// after the first upload: 10 MiB of 70 were stored, marked complete.
+func TestDumpGrowsAfterUpload(t *testing.T) {
+	e := newEnv(t, true)
+	cfg := e.config()
+	cfg.SettleTime = 2 * time.Second
+	e.start(cfg)
+	first := randomData(t, 1<<20)
+	if err := os.WriteFile(filepath.Join(e.dumpDir, "core.grow"), first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "first upload", func() bool {
+		return metric(t, e.reg, "crashdump_uploads_total", "result", "success") >= 1
+	})
+	paths, _ := filepath.Glob(filepath.Join(e.stateDir, "staging", "*", "dump"))
+	if len(paths) != 1 {
+		t.Fatalf("staged copies after the first upload: %v, want the one still watched", paths)
+	}
+	rest := randomData(t, 3<<20)
+	f, err := os.OpenFile(paths[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(rest); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	whole := append(append([]byte{}, first...), rest...)
+	eventually(t, 60*time.Second, "whole file stored and node copy removed", func() bool {
+		ds := e.dumps()
+		return len(ds) == 1 && int64(len(ds[0].raw)) == ds[0].manifest.Object.StoredSize &&
+			ds[0].manifest.File.Size == int64(len(whole)) && len(e.staged()) == 0
+	})
+	d := e.dumps()[0]
+	if sha(d.raw) != sha(whole) || d.manifest.File.SHA256 != sha(whole) {
+		t.Errorf("stored object is not the whole file (or its manifest's hash is not the object's)")
+	}
+	if !d.manifest.Incomplete || !strings.Contains(d.manifest.IncompleteReason, "grew after its upload") {
+		t.Errorf("manifest incomplete=%v reason %q, want marked as grown after its upload", d.manifest.Incomplete, d.manifest.IncompleteReason)
+	}
+	if got := metric(t, e.reg, "crashdump_uploads_redone_changed_total"); got < 1 {
+		t.Errorf("crashdump_uploads_redone_changed_total = %v, want ≥ 1", got)
+	}
+}

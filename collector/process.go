@@ -181,6 +181,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 			// the hash did: nothing is reported with a wrong hash.
 			log.Warn("staged dump changed during the upload; uploading again", "err", err)
 			a.m.changedDuringUpload.Inc()
+			a.noteGrowth(it, f, p)
 			return errChanged
 		}
 		if err != nil {
@@ -216,6 +217,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		// and keep the node copy until an upload is verified.
 		log.Warn("staged dump changed during the upload; uploading again", "size", now.Size, "planned_size", p.Size)
 		a.m.changedDuringUpload.Inc()
+		a.noteGrowth(it, f, p)
 		return errChanged
 	}
 
@@ -246,12 +248,47 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		"compression", m.Object.Compression, "method", m.Correlation.Method, "incomplete", m.Incomplete,
 		"duration", elapsed.Round(time.Millisecond).String(), "spilled", spilled)
 	a.note.DumpUploaded(ctx, m)
+	if lingers(it, a.cfg.SettleTime) {
+		// No writer was ever seen: quiet for the settle time is all that
+		// said it was complete. Watch it a settle time longer (linger).
+		return errLinger
+	}
 	// Only now, with the object and its manifest confirmed, does the node
 	// copy go.
 	if err := a.stage.Remove(it.entry); err != nil {
 		log.Error("remove node copy", "err", err)
 	}
 	return nil
+}
+
+// errLinger means the dump is stored and its manifest too, but the node
+// copy stays for one more settle time: its writer was never seen, so it
+// may only have paused (hardened mode, podSource none, sees no process).
+// If it grows meanwhile it is uploaded again, marked incomplete
+// (record.Grew); if not, the node copy goes then.
+var errLinger = errors.New("stored; node copy watched for one more settle time")
+
+// lingers reports whether a stored dump's node copy is watched before it
+// goes: a dump (not a crash report) with no writer ever seen.
+func lingers(it *item, settle time.Duration) bool {
+	return settle > 0 && it.rec.Kind != kindReport && len(it.rec.Writers) == 0 && len(it.writers) == 0
+}
+
+// noteGrowth records in the item's record that the dump grew beyond its
+// plan after an upload of it started (see record.Grew).
+func (a *Agent) noteGrowth(it *item, f *os.File, p *plan) {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Size <= p.Size || it.rec.Grew != "" {
+		return
+	}
+	a.markGrew(it, st.Size)
+}
+
+func (a *Agent) markGrew(it *item, size int64) {
+	it.rec.Grew = fmt.Sprintf("grew after its upload had started (%d bytes planned, %d now): its writer, never seen, paused longer than the settle time; it may not be whole", it.rec.Plan.Size, size)
+	if err := it.entry.Save(&it.rec); err != nil {
+		a.log.Error("save record", "path", it.rec.Path, "id", it.rec.ID, "err", err)
+	}
 }
 
 // putManifest stores the manifest beside key. No Head afterwards: a
@@ -394,6 +431,9 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	}
 	if it.incomplete != "" {
 		m.Incomplete, m.IncompleteReason = true, it.incomplete
+	}
+	if rec.Grew != "" && !m.Incomplete {
+		m.Incomplete, m.IncompleteReason = true, rec.Grew
 	}
 	header := make([]byte, inspect.HeaderSize)
 	n, _ := f.ReadAt(header, 0)

@@ -49,6 +49,10 @@ type record struct {
 	LastError     string `json:"lastError,omitempty"`
 	// FailedAt is when the dump was moved to failed/.
 	FailedAt time.Time `json:"failedAt,omitzero"`
+	// Grew says the dump grew after an upload of it had started: its
+	// writer (never seen) paused longer than the settle time. Every later
+	// manifest is marked incomplete with this reason.
+	Grew string `json:"grew,omitempty"`
 }
 
 // plan is what the agent decided to store for a settled dump.

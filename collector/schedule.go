@@ -53,6 +53,9 @@ type item struct {
 	settled    bool
 	incomplete string
 	settledAt  time.Time
+	// lingering: stored, node copy watched for one more settle time
+	// (errLinger).
+	lingering bool
 
 	due time.Time
 	idx int
@@ -307,6 +310,9 @@ func (a *Agent) schedule(ctx context.Context, s *scheduler, claimerDone <-chan s
 					s.untrack(it)
 					continue
 				}
+				if it.lingering && s.lingered(it, now) {
+					continue
+				}
 				live = append(live, it)
 			}
 			for _, it := range s.check(live, now) {
@@ -354,6 +360,10 @@ func (s *scheduler) result(r result) {
 	switch {
 	case r.done:
 		s.untrack(it)
+	case errors.Is(r.err, errLinger):
+		it.lingering = true
+		it.due = time.Now().Add(a.cfg.SettleTime)
+		heap.Push(&s.waiting, it)
 	case errors.Is(r.err, errChanged):
 		it.settled, it.incomplete = false, ""
 		it.due = time.Now().Add(a.cfg.SettleTime)
@@ -371,6 +381,33 @@ func (s *scheduler) result(r result) {
 		it.due = time.Now().Add(a.backoff(it.rec.Attempts))
 		heap.Push(&s.waiting, it)
 	}
+}
+
+// lingered ends the watch of a stored dump (errLinger): unchanged, its node
+// copy goes and true is returned; changed, it is to be uploaded again,
+// marked incomplete if it grew, and false is returned.
+func (s *scheduler) lingered(it *item, now time.Time) bool {
+	a := s.a
+	it.lingering = false
+	var st unix.Stat_t
+	err := unix.Lstat(it.entry.Path(staging.DumpName), &st)
+	if err == nil && !it.rec.Plan.matches(dumpfs.InfoFromStat(staging.DumpName, &st)) {
+		info := dumpfs.InfoFromStat(staging.DumpName, &st)
+		a.log.Warn("stored dump changed after its upload; uploading again", "path", it.rec.Path, "id", it.rec.ID,
+			"size", info.Size, "planned_size", it.rec.Plan.Size)
+		a.m.changedDuringUpload.Inc()
+		if info.Size > it.rec.Plan.Size && it.rec.Grew == "" {
+			a.markGrew(it, info.Size)
+		}
+		it.settled, it.incomplete = false, ""
+		it.due = now.Add(a.cfg.SettleTime)
+		return false
+	}
+	if err := a.stage.Remove(it.entry); err != nil {
+		a.log.Error("remove node copy", "path", it.rec.Path, "id", it.rec.ID, "err", err)
+	}
+	s.untrack(it)
+	return true
 }
 
 // fail moves a dump that kept failing for RetryFor out of the retry loop.
@@ -586,7 +623,7 @@ func (a *Agent) worker(ctx, upCtx context.Context) {
 			if errors.Is(err, errDropped) {
 				done, err = true, nil
 			}
-			if err != nil && !errors.Is(err, errChanged) {
+			if err != nil && !errors.Is(err, errChanged) && !errors.Is(err, errLinger) {
 				it.rec.Attempts++
 				it.rec.LastError = err.Error()
 				if serr := it.entry.Save(&it.rec); serr != nil {
