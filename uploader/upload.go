@@ -106,13 +106,12 @@ func (u *Uploader) Analyze(ctx context.Context, r io.ReaderAt, size int64) (Anal
 	if size == 0 {
 		return a, nil
 	}
-	bp := u.bufs.Get().(*[]byte)
-	defer u.bufs.Put(bp)
-	buf := *bp
 	block := int64(analyzeBlock)
 	if size < smallFile {
 		block = smallSample
 	}
+	buf := u.buffer(min(block, size))
+	defer u.release(buf)
 	blocks := (size + block - 1) / block
 	var every int64
 	if size < smallFile {
@@ -151,6 +150,27 @@ func (u *Uploader) Analyze(ctx context.Context, r io.ReaderAt, size int64) (Anal
 	return a, nil
 }
 
+// smallBuffer: reads of at most this many bytes get a buffer of their own
+// size instead of a pooled 1 MiB one. A flood of tiny dumps otherwise took
+// a 1 MiB buffer per hash and sample, and the pool, emptied by every GC,
+// made them garbage at megabytes per dump.
+const smallBuffer = 64 << 10
+
+// buffer returns a read buffer for n bytes (at most analyzeBlock); give it
+// back with release.
+func (u *Uploader) buffer(n int64) []byte {
+	if n <= smallBuffer {
+		return make([]byte, max(n, 1))
+	}
+	return *u.bufs.Get().(*[]byte)
+}
+
+func (u *Uploader) release(b []byte) {
+	if len(b) == analyzeBlock {
+		u.bufs.Put(&b)
+	}
+}
+
 // readFull reads len(p) bytes at off; a short read means the file shrank.
 func readFull(r io.ReaderAt, p []byte, off int64) error {
 	m, err := r.ReadAt(p, off)
@@ -178,9 +198,8 @@ func (u *Uploader) hash(ctx context.Context, r io.ReaderAt, size int64, seed *ma
 	if seed != nil {
 		t.SetSeed(*seed)
 	}
-	bp := u.bufs.Get().(*[]byte)
-	defer u.bufs.Put(bp)
-	buf := *bp
+	buf := u.buffer(size)
+	defer u.release(buf)
 	for off := int64(0); off < size; off += int64(len(buf)) {
 		if err := ctx.Err(); err != nil {
 			return "", 0, err
