@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crashdump-io/crashdump/uploader"
 )
 
@@ -147,6 +149,96 @@ func TestDumpGrowsAfterUpload(t *testing.T) {
 	}
 	if !d.manifest.Incomplete || !strings.Contains(d.manifest.IncompleteReason, "grew after its upload") {
 		t.Errorf("manifest incomplete=%v reason %q, want marked as grown after its upload", d.manifest.Incomplete, d.manifest.IncompleteReason)
+	}
+	if got := metric(t, e.reg, "crashdump_uploads_redone_changed_total"); got < 1 {
+		t.Errorf("crashdump_uploads_redone_changed_total = %v, want ≥ 1", got)
+	}
+}
+
+// mapWriter is a store whose first upload of a dump has the file rewritten
+// through a shared mapping whose pages were dirtied before the agent
+// claimed it: writes to such pages do not fault, so neither mtime nor
+// ctime moves. Only comparing what the two reads of the file saw (the
+// hash's and the upload's) shows the change.
+type mapWriter struct {
+	uploader.Store
+	t          *testing.T
+	mem        []byte
+	fresh      []byte
+	stateDir   string
+	ctimeMoved atomic.Bool
+	done       atomic.Bool
+}
+
+func (s *mapWriter) Put(ctx context.Context, key string, r io.Reader, size int64, opts uploader.PutOptions) (uploader.Object, error) {
+	if !strings.HasSuffix(key, ".json") && s.done.CompareAndSwap(false, true) {
+		paths, _ := filepath.Glob(filepath.Join(s.stateDir, "staging", "*", "dump"))
+		var before, after unix.Stat_t
+		if len(paths) != 1 || unix.Stat(paths[0], &before) != nil {
+			s.t.Errorf("staged dumps %v, want one", paths)
+		}
+		copy(s.mem, s.fresh)
+		if len(paths) == 1 && unix.Stat(paths[0], &after) == nil && after.Ctim != before.Ctim {
+			s.ctimeMoved.Store(true)
+		}
+	}
+	return s.Store.Put(ctx, key, r, size, opts)
+}
+
+// TestDumpRewrittenThroughMapping: a raw dump is rewritten between the
+// agent's hash and its upload through a shared mapping, with no sign in
+// size, mtime or ctime. What is stored must still equal its manifest's
+// SHA-256 (before the fix the object held the new bytes and the manifest
+// the old bytes' hash), and the node copy goes only after that.
+func TestDumpRewrittenThroughMapping(t *testing.T) {
+	e := newEnv(t, true)
+	const size = 8 << 20
+	orig := randomData(t, size)
+	// Written and mapped outside the dump directory, every page dirtied
+	// through the mapping, then moved in.
+	src := filepath.Join(t.TempDir(), "core.mapped")
+	if err := os.WriteFile(src, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(src, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	_ = f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Munmap(mem) })
+	for i := 0; i < size; i += 4096 {
+		mem[i] = orig[i]
+	}
+	w := &mapWriter{t: t, mem: mem[:4<<20], fresh: randomData(t, 4<<20), stateDir: e.stateDir}
+	a := e.newAgentWithStore(e.config(), func(s uploader.Store) uploader.Store { w.Store = s; return w })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 10*time.Second, "agent ready", a.Ready)
+	if err := os.Rename(src, filepath.Join(e.dumpDir, "core.mapped")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "dump stored and node copy removed", func() bool {
+		return len(e.dumps()) == 1 && emptyDir(t, e.dumpDir) && len(e.staged()) == 0
+	})
+	if !w.done.Load() {
+		t.Fatal("the store never saw the dump's upload")
+	}
+	if w.ctimeMoved.Load() {
+		t.Skip("the write through the mapping moved the ctime on this kernel/filesystem: the case is the ctime test's")
+	}
+	d := e.dumps()[0]
+	final := append(append([]byte{}, w.fresh...), orig[len(w.fresh):]...)
+	if got := sha(d.raw); d.manifest.File.SHA256 != got || d.meta["sha256"] != got {
+		t.Errorf("manifest sha256 %s, metadata %s, stored object's %s: the manifest does not describe the object", d.manifest.File.SHA256, d.meta["sha256"], got)
+	}
+	if sha(d.raw) != sha(final) {
+		t.Errorf("stored object is not the file's final content")
 	}
 	if got := metric(t, e.reg, "crashdump_uploads_redone_changed_total"); got < 1 {
 		t.Errorf("crashdump_uploads_redone_changed_total = %v, want ≥ 1", got)
