@@ -116,7 +116,14 @@ func TestDumpGrowsAfterUpload(t *testing.T) {
 	cfg.SettleTime = 2 * time.Second
 	e.start(cfg)
 	first := randomData(t, 1<<20)
-	if err := os.WriteFile(filepath.Join(e.dumpDir, "core.grow"), first, 0o644); err != nil {
+	// Written elsewhere and moved in: the agent must see no writer (had it
+	// caught this test writing, a writer seen closing the file is proof
+	// enough, and rightly nothing lingers).
+	src := filepath.Join(t.TempDir(), "core.grow")
+	if err := os.WriteFile(src, first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(src, filepath.Join(e.dumpDir, "core.grow")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "first upload", func() bool {
