@@ -42,6 +42,13 @@ type result struct {
 // printed and its exit status.
 func runCLI(t *testing.T, argv0 string, args ...string) result {
 	t.Helper()
+	return runCLIContext(t, context.Background(), argv0, args...)
+}
+
+// runCLIContext is runCLI with the command's context: a canceled one is a
+// Ctrl-C that came first.
+func runCLIContext(t *testing.T, ctx context.Context, argv0 string, args ...string) result {
+	t.Helper()
 	var root *cobra.Command
 	if argv0 == "crashdump" {
 		root = newRootCmd()
@@ -60,7 +67,7 @@ func runCLI(t *testing.T, argv0 string, args ...string) result {
 		root.SetArgs(args)
 	}
 	code := 0
-	if err := root.Execute(); err != nil {
+	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(&stderr, "%s: %v\n", root.Name(), err)
 		code = 1
 		var ec exitCoder
@@ -402,6 +409,7 @@ func TestRetrieval(t *testing.T) {
 			t.Run("ls", func(t *testing.T) { testLs(t, w) })
 			t.Run("describe", func(t *testing.T) { testDescribe(t, w) })
 			t.Run("get", func(t *testing.T) { testGet(t, w) })
+			t.Run("get-destinations", func(t *testing.T) { testGetDestinations(t, w) })
 			t.Run("get-crash-report", func(t *testing.T) { testGetCrashReport(t, w) })
 			t.Run("completion", func(t *testing.T) { testCompletion(t, w) })
 			t.Run("plugin", func(t *testing.T) { testPlugin(t, w) })

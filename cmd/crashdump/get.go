@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +56,12 @@ into place only once verified: a failed or interrupted get leaves nothing
 behind. A verification failure exits with status 3. The file is created
 readable by you only (0600): dumps hold process memory, secrets included.
 Without -o the file is named after the dump's key (time, container, short ID
-and file name) in the current directory. An existing file is never
-overwritten without --force.
+and file name) in the current directory, and -o DIR or -o DIR/ saves into
+DIR under that name. An existing file is never overwritten without --force,
+and --force replaces only a regular file. A character device or a FIFO
+(-o /dev/null, -o /dev/stdout, a named pipe) is written in place as the
+dump streams; a symbolic link to a file, a block device or a socket is
+refused. Ctrl-C (or SIGTERM) exits 130 and saves nothing.
 
 With -o - the dump is written to standard output as it streams; it is
 verified at the end, and a failure then exits non-zero after the bytes were
@@ -89,7 +94,22 @@ written: check the exit status before using them.`,
 	return cmd
 }
 
-func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) error {
+func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) (err error) {
+	// streamed names where bytes went before the dump was verified, if
+	// anywhere: an interrupted get must say so, or that nothing was saved.
+	var streamed string
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	defer func() {
+		if err == nil || ctx.Err() == nil {
+			return
+		}
+		msg := "interrupted; nothing saved"
+		if streamed != "" {
+			msg = "interrupted; the bytes written to " + streamed + " are not the whole dump"
+		}
+		err = &exitError{code: exitInterrupted, err: errors.New(msg)}
+	}()
 	switch f.progress {
 	case "auto", "always", "never":
 	default:
@@ -99,8 +119,6 @@ func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) error 
 	if f.output == "-" && isTerminal(stdout) {
 		return errors.New("refusing to write a binary dump to a terminal: redirect standard output or use -o FILE")
 	}
-	ctx, cancel := commandContext(cmd)
-	defer cancel()
 	s, err := o.open(ctx)
 	if err != nil {
 		return err
@@ -123,28 +141,39 @@ func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) error 
 	}
 
 	if f.output == "-" {
-		bar := startProgress(stderr, showProgress, d.StoredSize)
-		_, err := s.cat.Fetch(ctx, d, stdout, bar.set)
-		bar.stop()
-		if ie := (*catalog.IntegrityError)(nil); errors.As(err, &ie) {
-			return &exitError{code: exitIntegrity, err: fmt.Errorf("%w; the bytes written to standard output are NOT the dump: discard them", err)}
-		}
-		return err
+		streamed = "standard output"
+		return streamTo(ctx, s, d, stdout, stderr, showProgress, streamed)
 	}
 
-	dst := f.output
-	if dst == "" {
-		dst = name
-	}
-	if st, err := os.Stat(dst); err == nil && st.IsDir() {
-		dst = filepath.Join(dst, name)
-	}
-	if _, err := os.Lstat(dst); err == nil && !f.force {
-		return fmt.Errorf("%s already exists: pass --force to overwrite it, or -o another file", dst)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.part")
+	dst, err := destination(f.output, name, f.force)
 	if err != nil {
-		return fmt.Errorf("create file beside %s: %w", dst, err)
+		return err
+	}
+	if dst.inPlace {
+		// A character device or a FIFO (-o /dev/null, -o /dev/stdout, a
+		// named pipe): "write there", as it streams. It is never
+		// replaced.
+		out, err := os.OpenFile(dst.path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", dst.path, err)
+		}
+		defer out.Close()
+		if isTerminal(out) {
+			return errors.New("refusing to write a binary dump to a terminal: redirect standard output or use -o FILE")
+		}
+		streamed = dst.path
+		if err := streamTo(ctx, s, d, out, stderr, showProgress, dst.path); err != nil {
+			return err
+		}
+		if err := out.Close(); err != nil {
+			return fmt.Errorf("write %s: %w", dst.path, err)
+		}
+		fmt.Fprintf(stderr, "Wrote %s %s to %s, SHA-256 verified.\n", what, d.ShortID, dst.path)
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst.path), "."+filepath.Base(dst.path)+".*.part")
+	if err != nil {
+		return fmt.Errorf("create %s: %w", dst.path, errors.Unwrap(err))
 	}
 	saved := false
 	defer func() {
@@ -163,12 +192,12 @@ func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) error 
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+		return fmt.Errorf("write %s: %w", dst.path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+		return fmt.Errorf("write %s: %w", dst.path, err)
 	}
-	if err := place(tmp.Name(), dst, f.force); err != nil {
+	if err := place(tmp.Name(), dst.path, f.force); err != nil {
 		return err
 	}
 	saved = true
@@ -178,17 +207,97 @@ func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) error 
 		who = d.Namespace + "/" + d.Pod
 	}
 	fmt.Fprintf(stderr, "Saved %s (%s, %s %s of %s, SHA-256 verified against the %s).\n",
-		dst, humanBytes(res.Size), what, d.ShortID, who, res.Expected.Source)
+		dst.path, humanBytes(res.Size), what, d.ShortID, who, res.Expected.Source)
 	if f.crashReport {
 		return nil
 	}
-	if oc := openCommand(d.Manifest, dst); oc.command != "" {
+	if oc := openCommand(d.Manifest, dst.path); oc.command != "" {
 		fmt.Fprintf(stderr, "Open it with:\n  %s\n", oc.command)
 		if oc.note != "" {
 			fmt.Fprintf(stderr, "%s\n", oc.note)
 		}
 	}
 	return nil
+}
+
+// exitInterrupted is the status of a get stopped by Ctrl-C or SIGTERM, as
+// a shell reports a command killed by SIGINT.
+const exitInterrupted = 130
+
+// streamTo writes the dump to w as it streams, verified at the end: a
+// failure then exits non-zero after the bytes were written.
+func streamTo(ctx context.Context, s *session, d *catalog.Dump, w io.Writer, stderr io.Writer, showProgress bool, where string) error {
+	bar := startProgress(stderr, showProgress, d.StoredSize)
+	_, err := s.cat.Fetch(ctx, d, w, bar.set)
+	bar.stop()
+	if ie := (*catalog.IntegrityError)(nil); errors.As(err, &ie) {
+		return &exitError{code: exitIntegrity, err: fmt.Errorf("%w; the bytes written to %s are NOT the dump: discard them", err, where)}
+	}
+	return err
+}
+
+// target is where get writes: a path to create (or, with --force, to
+// replace when it is a regular file), or a device or FIFO to write in
+// place.
+type target struct {
+	path    string
+	inPlace bool
+}
+
+// destination decides what -o out means. A trailing "/" or an existing
+// directory: save into it under name. A regular file: replaced only with
+// --force, by renaming the verified download over it. A character device
+// or a FIFO, or a symbolic link to one (/dev/stdout): written in place.
+// Anything else (a symbolic link to a file, a block device, a socket) is
+// refused: get never renames over it, with or without --force. As root,
+// renaming a download over /dev/null would have replaced the device.
+func destination(out, name string, force bool) (target, error) {
+	if out == "" {
+		out = name
+	}
+	if strings.HasSuffix(out, "/") {
+		st, err := os.Stat(out)
+		if err != nil || !st.IsDir() {
+			return target{}, fmt.Errorf("-o %s: no such directory", out)
+		}
+	}
+	st, err := os.Lstat(out)
+	if err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		// Followed only to a device or FIFO: the link names where to
+		// write, not a file to replace.
+		if tst, terr := os.Stat(out); terr == nil && (tst.Mode()&fs.ModeCharDevice != 0 || tst.Mode()&fs.ModeNamedPipe != 0) {
+			return target{path: out, inPlace: true}, nil
+		} else if terr == nil && tst.IsDir() {
+			st = tst
+		} else {
+			return target{}, fmt.Errorf("%s is a symbolic link: get does not write through or replace links to files; give the path it points to, or -o another file", out)
+		}
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		dir := filepath.Dir(out)
+		if dst, err := os.Stat(dir); err != nil || !dst.IsDir() {
+			return target{}, fmt.Errorf("-o %s: directory %s does not exist", out, dir)
+		}
+		return target{path: out}, nil
+	case err != nil:
+		return target{}, fmt.Errorf("-o %s: %w", out, err)
+	case st.IsDir():
+		return destination(filepath.Join(out, name), name, force)
+	case st.Mode().IsRegular():
+		if !force {
+			return target{}, fmt.Errorf("%s already exists: pass --force to overwrite it, or -o another file", out)
+		}
+		return target{path: out}, nil
+	case st.Mode()&fs.ModeCharDevice != 0, st.Mode()&fs.ModeNamedPipe != 0:
+		return target{path: out, inPlace: true}, nil
+	case st.Mode()&fs.ModeDevice != 0:
+		return target{}, fmt.Errorf("%s is a block device: refusing to write a dump there", out)
+	case st.Mode()&fs.ModeSocket != 0:
+		return target{}, fmt.Errorf("%s is a socket: refusing to write a dump there", out)
+	default:
+		return target{}, fmt.Errorf("%s is not a regular file: refusing to write a dump there", out)
+	}
 }
 
 // place moves the verified temporary file to dst. Without force it must

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/crashdump-io/crashdump/uploader/catalog"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
@@ -341,4 +346,133 @@ func testGetCrashReport(t *testing.T, w *world) {
 	if _, err := os.Lstat(filepath.Join(dir, "none.json")); !os.IsNotExist(err) {
 		t.Errorf("a file was saved for a dump without a report: %v", err)
 	}
+}
+
+// testGetDestinations: get writes where -o says without ever replacing
+// what it must not (issue 19 H1). Before the fix `-o <fifo> --force` turned
+// the FIFO into a regular file, and `-o /dev/null` advised --force, which as
+// root would have renamed a download over the device.
+func testGetDestinations(t *testing.T, w *world) {
+	d := w.dumps["raw"]
+	orig := w.originals["raw"]
+
+	t.Run("fifo written in place, with and without --force", func(t *testing.T) {
+		for _, force := range []bool{false, true} {
+			fifo := filepath.Join(t.TempDir(), "pipe")
+			if err := unix.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				f, err := os.Open(fifo)
+				if err != nil {
+					got <- nil
+					return
+				}
+				b, _ := io.ReadAll(f)
+				f.Close()
+				got <- b
+			}()
+			args := []string{"get", d.ShortID, "-o", fifo}
+			if force {
+				args = append(args, "--force")
+			}
+			r := w.cli(t, args...)
+			if r.code != 0 {
+				t.Fatalf("force=%v: exit %d: %s", force, r.code, r.stderr)
+			}
+			if b := <-got; !bytes.Equal(b, orig) {
+				t.Errorf("force=%v: the FIFO's reader got %d bytes, want the dump's %d", force, len(b), len(orig))
+			}
+			if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+				t.Errorf("force=%v: %s is no longer a FIFO (%v)", force, fifo, st.Mode())
+			}
+			if names := dirNames(t, filepath.Dir(fifo)); len(names) != 1 {
+				t.Errorf("force=%v: directory holds %v", force, names)
+			}
+		}
+	})
+
+	t.Run("/dev/null written in place", func(t *testing.T) {
+		for _, force := range []bool{false, true} {
+			args := []string{"get", d.ShortID, "-o", os.DevNull}
+			if force {
+				args = append(args, "--force")
+			}
+			r := w.cli(t, args...)
+			if r.code != 0 || strings.Contains(r.stderr, "--force") {
+				t.Fatalf("force=%v: exit %d: %s", force, r.code, r.stderr)
+			}
+			if st, err := os.Lstat(os.DevNull); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+				t.Fatalf("%s is no longer a character device", os.DevNull)
+			}
+		}
+	})
+
+	t.Run("refused: symlink to a file, socket", func(t *testing.T) {
+		dir := t.TempDir()
+		file := filepath.Join(dir, "precious")
+		if err := os.WriteFile(file, []byte("precious"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(dir, "link")
+		if err := os.Symlink(file, link); err != nil {
+			t.Fatal(err)
+		}
+		sock := filepath.Join(dir, "sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		for _, tc := range []struct{ out, want string }{{link, "is a symbolic link"}, {sock, "is a socket"}} {
+			for _, force := range []bool{false, true} {
+				args := []string{"get", d.ShortID, "-o", tc.out}
+				if force {
+					args = append(args, "--force")
+				}
+				r := w.cli(t, args...)
+				if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+					t.Errorf("-o %s force=%v: exit %d, want 1 and %q: %s", filepath.Base(tc.out), force, r.code, tc.want, r.stderr)
+				}
+			}
+		}
+		if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("the link was replaced")
+		}
+		if b, _ := os.ReadFile(file); string(b) != "precious" {
+			t.Errorf("the link's target was written: %q", b)
+		}
+		if names := dirNames(t, dir); strings.Join(names, ",") != "link,precious,sock" {
+			t.Errorf("directory holds %v", names)
+		}
+	})
+
+	t.Run("directories", func(t *testing.T) {
+		dir := t.TempDir()
+		r := w.cli(t, "get", d.ShortID, "-o", dir+"/")
+		if b, _ := os.ReadFile(filepath.Join(dir, localName(d))); r.code != 0 || !bytes.Equal(b, orig) {
+			t.Fatalf("-o DIR/: exit %d: %s", r.code, r.stderr)
+		}
+		missing := filepath.Join(dir, "no", "such")
+		for _, out := range []string{missing + "/", filepath.Join(missing, "f.dmp")} {
+			r := w.cli(t, "get", d.ShortID, "-o", out)
+			if r.code != 1 || !strings.Contains(r.stderr, "does not exist") && !strings.Contains(r.stderr, "no such directory") || strings.Contains(r.stderr, ".part") {
+				t.Errorf("-o %s: exit %d: %s", out, r.code, r.stderr)
+			}
+		}
+	})
+
+	t.Run("interrupted", func(t *testing.T) {
+		dir := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // Ctrl-C before the first byte
+		r := runCLIContext(t, ctx, "crashdump", append([]string{"get", d.ShortID, "-o", filepath.Join(dir, "d")}, w.storeArgs()...)...)
+		if r.code != 130 || strings.TrimSpace(r.stderr) != "crashdump: interrupted; nothing saved" {
+			t.Errorf("exit %d, stderr %q; want 130 and one line", r.code, r.stderr)
+		}
+		if names := dirNames(t, dir); len(names) != 0 {
+			t.Errorf("directory holds %v", names)
+		}
+	})
 }
