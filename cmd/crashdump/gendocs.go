@@ -96,7 +96,8 @@ func writeConfigReference(w io.Writer, root *cobra.Command) error {
      Do not edit: change the flag's help text and run make docs. A test fails
      when this file and the flags disagree. -->
 
-Every flag can also be set through the environment: ` + "`" + envPrefix + "`" + ` and the
+Every flag but ` + "`-o`/`--output` and `--force`" + ` (chosen per command, as
+kubectl does) can also be set through the environment: ` + "`" + envPrefix + "`" + ` and the
 flag name in upper snake case (` + "`--dump-dir`" + ` is ` + "`" + envName("dump-dir") + "`" + `). A flag on
 the command line wins over the environment. Durations take Go syntax
 (` + "`500ms`, `2s`, `1h`" + `); sizes take units (` + "`40MiB`, `10GiB`, `500MB`" + `) or plain bytes;
@@ -134,8 +135,8 @@ The Helm chart sets these flags from its values (see
 			if f.Shorthand != "" {
 				name = "`-" + f.Shorthand + "`, " + name
 			}
-			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n",
-				name, envName(f.Name), f.Value.Type(), docDefault(f), docCell(f.Usage))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n",
+				name, envCell(f.Name), f.Value.Type(), docDefault(f), docCell(f.Usage))
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -57,7 +57,7 @@ func TestEveryFlagHasALine(t *testing.T) {
 		}
 		for _, f := range docFlags(c) {
 			n++
-			want := "`--" + f.Name + "` | `" + envName(f.Name) + "` |"
+			want := "`--" + f.Name + "` | " + envCell(f.Name) + " |"
 			if !strings.Contains(sec, want) {
 				t.Errorf("%s: flag --%s has no line %q", c.CommandPath(), f.Name, want)
 			}

@@ -87,7 +87,7 @@ written: check the exit status before using them.`,
 	fs := cmd.Flags()
 	fs.StringVar(&f.pod, "pod", "", "look for the ID among this pod's dumps only")
 	fs.StringVarP(&f.output, "output", "o", "", "file (or directory) to write, or - for standard output (default: the key's file name in the current directory)")
-	fs.BoolVar(&f.force, "force", false, "overwrite the output file if it exists")
+	fs.BoolVar(&f.force, "force", false, "replace the output file if it exists (a regular file only)")
 	fs.StringVar(&f.progress, "progress", "auto", "progress bar on standard error: auto (when it is a terminal), always or never")
 	fs.BoolVar(&f.crashReport, "crash-report", false, "download the dump's .NET crash report (<dump>.crashreport.json, every thread's stack) instead of the dump, verified the same way")
 	registerCompletions(cmd, o)

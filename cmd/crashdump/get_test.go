@@ -463,6 +463,25 @@ func testGetDestinations(t *testing.T, w *world) {
 		}
 	})
 
+	t.Run("environment does not choose -o or --force", func(t *testing.T) {
+		// CRASHDUMP_OUTPUT=json is ls's format; get saved the dump as a
+		// file named "json".
+		dir := t.TempDir()
+		t.Chdir(dir)
+		t.Setenv("CRASHDUMP_OUTPUT", "json")
+		if err := os.WriteFile(localName(d), []byte("precious"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("CRASHDUMP_FORCE", "true")
+		r := w.cli(t, "get", d.ShortID)
+		if b, _ := os.ReadFile(localName(d)); r.code != 1 || string(b) != "precious" || !strings.Contains(r.stderr, "--force") {
+			t.Errorf("exit %d, file %q: %s", r.code, b, r.stderr)
+		}
+		if names := dirNames(t, dir); strings.Join(names, ",") != localName(d) {
+			t.Errorf("directory holds %v, want only %s", names, localName(d))
+		}
+	})
+
 	t.Run("interrupted", func(t *testing.T) {
 		dir := t.TempDir()
 		ctx, cancel := context.WithCancel(context.Background())

@@ -9,7 +9,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// envPrefix: every flag has an environment variable CRASHDUMP_<FLAG_NAME>.
+// envPrefix: every flag but -o and --force (noEnv) has an environment
+// variable CRASHDUMP_<FLAG_NAME>.
 const envPrefix = "CRASHDUMP_"
 
 // envName is the environment variable of a flag: --dump-dir ↔ CRASHDUMP_DUMP_DIR.
@@ -17,12 +18,28 @@ func envName(flag string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// noEnv are flags no environment variable sets: what one command does
+// with its output is chosen on its command line, as kubectl does.
+// CRASHDUMP_OUTPUT was a format for ls and a path for get (`get` saved the
+// dump as a file named "json"), and an exported CRASHDUMP_FORCE would
+// overwrite files long after it was set.
+var noEnv = map[string]bool{"output": true, "force": true}
+
+// envCell is the environment variable of a flag as configuration.md shows
+// it: "—" when there is none.
+func envCell(flag string) string {
+	if noEnv[flag] {
+		return "—"
+	}
+	return "`" + envName(flag) + "`"
+}
+
 // bindEnv sets every flag not given on the command line from its
 // environment variable: flags win over the environment.
 func bindEnv(fs *pflag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed || err != nil {
+		if f.Changed || err != nil || noEnv[f.Name] {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
@@ -43,8 +60,9 @@ Node.js heap snapshots) written on a Kubernetes node, uploads them to S3 or
 MinIO attributed to the pod and container that crashed, and removes them
 from the node. The same binary finds and fetches them for you.
 
-Every flag can also be set through the environment: CRASHDUMP_ and the flag
-name in upper snake case (--dump-dir is CRASHDUMP_DUMP_DIR). Flags win.`,
+Every flag but -o and --force can also be set through the environment:
+CRASHDUMP_ and the flag name in upper snake case (--dump-dir is
+CRASHDUMP_DUMP_DIR). Flags win.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
