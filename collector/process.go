@@ -137,6 +137,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		// manifest is, so the crash stays visible.
 		// One record per container and window counts them all.
 		m.Object.ManifestOnly = true
+		m.Object.NotUploadedReason = "crash-loop limit: " + p.ActionReason
 		m.Object.Compression = manifest.CompressionNone
 		if a.suppress.opens(m, p.Destination, time.Now()) {
 			if err := a.storeReport(ctx, it, store, p.Key, m); err != nil {

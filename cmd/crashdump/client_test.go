@@ -126,6 +126,7 @@ type world struct {
 	dumps     map[string]*catalog.Dump // by logical name, after populate
 	t1        time.Time                // key time of the first batch
 	since     time.Time                // a time between the two batches
+	policy    collector.Policy         // the agent's, for collect
 }
 
 type lockedBuffer struct {
@@ -235,7 +236,7 @@ func (w *world) collect(t *testing.T, node string, files []dumpFile) {
 	a, err := collector.New(collector.Config{
 		DumpDir: w.dumpDir, StateDir: w.stateDir, Node: node, Version: "test",
 		SettleTime: 100 * time.Millisecond, RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
-		ShutdownGrace: 10 * time.Second, Once: true,
+		ShutdownGrace: 10 * time.Second, Once: true, Policy: w.policy,
 	}, collector.Deps{Store: opened.Store, Uploader: up, Resolver: res, Ping: opened.Ping, Log: log, Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

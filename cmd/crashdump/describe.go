@@ -152,7 +152,7 @@ func writeDescription(w io.Writer, mode cliMode, s *session, d *catalog.Dump, no
 	st := p.section("Stored")
 	switch {
 	case m.Object.ManifestOnly:
-		st.line("Object", "not uploaded (manifest only): "+dash(m.Object.Destination))
+		st.line("Object", "not uploaded (manifest only): "+dash(m.Object.NotUploadedReason))
 	case !d.HasObject():
 		st.line("Object", "missing from the store")
 	default:

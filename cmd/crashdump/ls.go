@@ -214,9 +214,15 @@ func writeLsTable(w io.Writer, dumps []*catalog.Dump, wide, headers bool) error 
 		if m != nil {
 			node, size = m.Node, m.File.Size
 		}
-		stored := int64(-1)
-		if d.HasObject() {
-			stored = d.StoredSize
+		stored := humanBytes(-1)
+		switch {
+		case d.HasObject():
+			stored = humanBytes(d.StoredSize)
+		case m != nil && m.Suppressed != nil:
+			// A crash loop's record: how many dumps it stands for.
+			stored = fmt.Sprintf("not uploaded (%d)", m.Suppressed.Count)
+		case m != nil && m.Object.ManifestOnly:
+			stored = "not uploaded"
 		}
 		id := d.ShortID
 		if wide {
@@ -224,7 +230,7 @@ func writeLsTable(w io.Writer, dumps []*catalog.Dump, wide, headers bool) error 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
 			d.Time.UTC().Format(tableTime), d.Namespace, d.Pod, d.Container, dash(node),
-			humanBytes(size), humanBytes(stored), dash(exception(m)), dash(relatedIDs(m)), id)
+			humanBytes(size), stored, dash(exception(m)), dash(relatedIDs(m)), id)
 		if wide {
 			kind, method := "", ""
 			if m != nil {

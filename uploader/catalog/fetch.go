@@ -104,7 +104,11 @@ type Fetched struct {
 // runs on the reading goroutine and must be cheap (store an atomic).
 func (c *Catalog) Fetch(ctx context.Context, d *Dump, w io.Writer, progress func(storedRead int64)) (Fetched, error) {
 	if d.Manifest != nil && d.Manifest.Object.ManifestOnly {
-		return Fetched{}, fmt.Errorf("get %s: the dump was not uploaded, only its manifest (destination %q)", d.Key, d.Manifest.Object.Destination)
+		why := d.Manifest.Object.NotUploadedReason
+		if why == "" {
+			why = "no reason recorded"
+		}
+		return Fetched{}, fmt.Errorf("get %s: the dump was not uploaded, only its manifest: %s (see crashdump describe)", d.Key, why)
 	}
 	if !d.HasObject() {
 		return Fetched{}, fmt.Errorf("get %s: the dump object is not in the store (only its manifest is)", d.Key)

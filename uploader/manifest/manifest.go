@@ -111,8 +111,11 @@ type Object struct {
 	Checksum string `json:"checksum,omitempty"`
 	// ManifestOnly is set when the dump itself was not uploaded (for example
 	// rate limited); Key then names where it would have been.
-	ManifestOnly bool   `json:"manifestOnly,omitempty"`
-	Destination  string `json:"destination,omitempty"`
+	ManifestOnly bool `json:"manifestOnly,omitempty"`
+	// NotUploadedReason says why a manifest-only dump was not uploaded,
+	// e.g. "more than 3 dumps of prod/api-0/app within 1h0m0s".
+	NotUploadedReason string `json:"notUploadedReason,omitempty"`
+	Destination       string `json:"destination,omitempty"`
 }
 
 // Pod is the Kubernetes identity of the process that wrote the dump.
