@@ -555,8 +555,11 @@ func (c *Catalog) refKey(ref string) (key string, isKey bool, err error) {
 // byKey finds a dump by its key (or its manifest's key), trying the key
 // as given and then under the store prefix.
 func (c *Catalog) byKey(ctx context.Context, ref, key string) (*Dump, error) {
+	// Under the prefix too even when the key starts with it: with the
+	// prefix "prod/" and a namespace "prod", a key without the prefix
+	// starts with "prod/" as well.
 	keys := []string{key}
-	if c.base != "" && !strings.HasPrefix(key, c.base) {
+	if c.base != "" {
 		keys = append(keys, c.base+key)
 	}
 	for _, k := range keys {

@@ -504,3 +504,27 @@ func flip(b []byte) []byte {
 	b[len(b)/2] ^= 0x40
 	return b
 }
+
+// TestResolveKeyPrefixIsNamespace: with the store prefix "prod" and a
+// namespace "prod" (the docs' own s3.prefix=prod setup), a key given
+// without the prefix starts with "prod/" too, and must still resolve
+// (issue 19 item 4). A full key resolves as before.
+func TestResolveKeyPrefixIsNamespace(t *testing.T) {
+	f := newFixture(t, "prod")
+	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	k, _ := f.put(spec{id: "abcd1234" + strings.Repeat("0", 24), ns: "prod", pod: "api-1", cont: "api", at: now})
+	rel := strings.TrimPrefix(k, "prod/")
+	if !strings.HasPrefix(rel, "prod/") {
+		t.Fatalf("fixture key %s: want prod/prod/…", k)
+	}
+	for _, ref := range []string{k, rel, rel + ".json"} {
+		d, err := f.catalog().Resolve(context.Background(), ref, catalog.Query{})
+		if err != nil {
+			t.Errorf("Resolve(%q): %v", ref, err)
+			continue
+		}
+		if d.Key != k {
+			t.Errorf("Resolve(%q) = %s, want %s", ref, d.Key, k)
+		}
+	}
+}
