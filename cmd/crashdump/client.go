@@ -236,7 +236,9 @@ func parseTimeFlag(s string, now time.Time) (time.Time, error) {
 	}
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			d = -d
+			// -5m could mean "5 minutes ago" or "in 5 minutes": refuse
+			// rather than guess.
+			return time.Time{}, fmt.Errorf("bad time %q: a duration counts back from now and is positive (%s means %s ago)", s, strings.TrimPrefix(s, "-"), strings.TrimPrefix(s, "-"))
 		}
 		return now.Add(-d), nil
 	}

@@ -408,6 +408,7 @@ func TestRetrieval(t *testing.T) {
 			}
 			// Order matters: the later subtests change the store.
 			t.Run("ls", func(t *testing.T) { testLs(t, w) })
+			t.Run("ls-empty-store", func(t *testing.T) { testLsEmptyStore(t, w) })
 			t.Run("describe", func(t *testing.T) { testDescribe(t, w) })
 			t.Run("get", func(t *testing.T) { testGet(t, w) })
 			t.Run("get-destinations", func(t *testing.T) { testGetDestinations(t, w) })
@@ -430,7 +431,7 @@ func TestParseTimeFlag(t *testing.T) {
 		{"", time.Time{}, false},
 		{"2h", now.Add(-2 * time.Hour), false},
 		{"90m", now.Add(-90 * time.Minute), false},
-		{"-30m", now.Add(-30 * time.Minute), false},
+		{"-30m", time.Time{}, true}, // "30m ago" or "in 30m"? refused (issue 19)
 		{"7d", now.Add(-7 * 24 * time.Hour), false},
 		{"2026-01-01T10:00:00Z", time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC), false},
 		{"2026-01-01T10:00:00+02:00", time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC), false},

@@ -125,6 +125,12 @@ func runLs(cmd *cobra.Command, o *clientOptions, f lsFlags) error {
 		if ns != "" {
 			where = "namespace " + ns
 		}
+		if empty, err := s.cat.Empty(ctx); err == nil && empty {
+			// Nothing at all under the prefix: a mistyped --store or
+			// prefix looks the same as a quiet cluster otherwise.
+			fmt.Fprintf(cmd.ErrOrStderr(), "No dumps found in %s. The store %s is empty: check the bucket and prefix (--store), and that the agent uploads there.\n", where, s.url)
+			return nil
+		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "No dumps found in %s.\n", where)
 		return nil
 	}

@@ -214,3 +214,25 @@ func TestLsTableRelated(t *testing.T) {
 		t.Errorf("ID %q", got[0])
 	}
 }
+
+// testLsEmptyStore: no dumps in a store that holds nothing at all under its
+// prefix says so, since a mistyped prefix looks like a quiet cluster
+// otherwise (issue 19 item 3); no dumps in scope of a store that has some
+// does not.
+func testLsEmptyStore(t *testing.T, w *world) {
+	args := w.storeArgs()
+	args[1] += "-typo"
+	r := runCLI(t, "crashdump", append([]string{"ls"}, args...)...)
+	if w.srv == nil {
+		// A file store's directory must exist: that is its own error.
+		if r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
+			t.Errorf("mistyped directory: exit %d, stderr %q", r.code, r.stderr)
+		}
+	} else if r.code != 0 || !strings.Contains(r.stderr, "No dumps found in any namespace. The store "+args[1]+" is empty: check the bucket and prefix") {
+		t.Errorf("mistyped prefix: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = w.cli(t, "ls", "-n", "no-such-namespace")
+	if r.code != 0 || !strings.Contains(r.stderr, "No dumps found in namespace no-such-namespace.") || strings.Contains(r.stderr, "is empty") {
+		t.Errorf("empty scope: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -382,6 +382,28 @@ func (c *Catalog) scan(ctx context.Context, prefix string) ([]*Dump, error) {
 	return out, nil
 }
 
+// errStop ends a listing early.
+var errStop = errors.New("stop listing")
+
+// Empty reports whether the store holds no object at all under the prefix:
+// "no dumps" then more likely means a wrong --store or prefix than a quiet
+// cluster. One listing request.
+func (c *Catalog) Empty(ctx context.Context) (bool, error) {
+	empty := true
+	err := c.store.List(ctx, c.base, "", func(objs []uploader.Object, prefixes []string) error {
+		c.listRequests.Add(1)
+		if len(objs) > 0 || len(prefixes) > 0 {
+			empty = false
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return false, err
+	}
+	return empty, nil
+}
+
 // ReadManifests reads the manifests of ds that have one, at most
 // Concurrency at a time, setting Manifest or ManifestErr on each. A manifest
 // that cannot be parsed (or vanished) is that dump's problem, recorded in
