@@ -18,7 +18,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", root.Name(), err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", root.Name(), explainError(err))
 		var ec exitCoder
 		if errors.As(err, &ec) {
 			return ec.ExitCode()

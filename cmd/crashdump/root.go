@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/crashdump-io/crashdump/uploader/s3store"
 )
 
 // envPrefix: every flag but -o and --force (noEnv) has an environment
@@ -32,6 +35,18 @@ func envCell(flag string) string {
 		return "—"
 	}
 	return "`" + envName(flag) + "`"
+}
+
+// explainError shortens an error chain whose cause says it all: the AWS
+// SDK's "get identity: get credentials: failed to refresh cached
+// credentials, no EC2 IMDS role found, …" becomes what was tried and what
+// to set.
+func explainError(err error) error {
+	var nc *s3store.NoCredentialsError
+	if errors.As(err, &nc) {
+		return nc
+	}
+	return err
 }
 
 // bindEnv sets every flag not given on the command line from its

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -168,12 +169,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if cfg.Credentials != nil {
 		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
 	}
+	// The SDK's own log lines (retries, checksum notes) go to our logger at
+	// debug level, never to the user's terminal.
+	opts = append(opts, config.WithLogger(sdkLogger{log}))
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("s3 store: load AWS config: %w", err)
 	}
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
+	}
+	if cfg.Credentials == nil && cfg.RoleARN == "" && awsCfg.Credentials != nil {
+		awsCfg.Credentials = explainedCredentials{awsCfg.Credentials}
 	}
 	if cfg.RoleARN != "" {
 		awsCfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN,
@@ -191,6 +198,40 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	})
 	s := &Store{cfg: cfg, client: client, log: log, mem: semaphore.NewWeighted(cfg.MaxBufferBytes)}
 	return s, nil
+}
+
+// NoCredentialsError is the default credential chain finding nothing: it
+// says what was tried and what to set, where the SDK's chain of errors
+// ended with "no EC2 IMDS role found".
+type NoCredentialsError struct{ Err error }
+
+func (e *NoCredentialsError) Error() string {
+	return "no AWS credentials found (tried the environment AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, " +
+		"the shared config and credentials files, web identity (IRSA), EKS Pod Identity, the container and instance role); " +
+		"for MinIO, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to its access and secret key"
+}
+
+func (e *NoCredentialsError) Unwrap() error { return e.Err }
+
+// explainedCredentials is the default chain with its failure made a
+// NoCredentialsError. Safe for concurrent use, as the chain is.
+type explainedCredentials struct{ p aws.CredentialsProvider }
+
+func (c explainedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	cr, err := c.p.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return cr, &NoCredentialsError{Err: err}
+	}
+	return cr, err
+}
+
+// sdkLogger sends the SDK's log lines to slog at debug level.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(class logging.Classification, format string, v ...any) {
+	if l.log != nil {
+		l.log.Debug("aws sdk", "class", string(class), "msg", fmt.Sprintf(format, v...))
+	}
 }
 
 // unsignedPayload skips the SHA-256 of every request body that SigV4 would
