@@ -45,7 +45,7 @@ every namespace unless -n (and --pod) narrow the search.`,
 
   # The raw manifest
   {{name}} describe 3f2a9c1e -o json`),
-		Args: cobra.ExactArgs(1),
+		Args: oneDump(mode, "describe"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: want text or json", output)

@@ -78,7 +78,7 @@ written: check the exit status before using them.`,
 
   # The .NET crash report that came with it: every thread's stack
   {{name}} get 3f2a9c1e --crash-report -o - | jq '.payload.threads[] | select(.crashed == "true")'`),
-		Args: cobra.ExactArgs(1),
+		Args: oneDump(mode, "get"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGet(cmd, o, f, args[0])
 		},

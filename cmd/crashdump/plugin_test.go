@@ -343,3 +343,24 @@ func TestInstalledBinary(t *testing.T) {
 		t.Errorf("corrupt get left %v behind", m)
 	}
 }
+
+// TestArgumentErrors: a missing or extra dump argument says what is wanted,
+// with the command as the user types it (issue 19 item 8).
+func TestArgumentErrors(t *testing.T) {
+	isolateKube(t)
+	for _, tt := range []struct {
+		argv0 string
+		args  []string
+		want  string
+	}{
+		{"crashdump", []string{"describe"}, "crashdump: describe needs one dump ID, key or URL (see `crashdump ls`)"},
+		{"crashdump", []string{"get"}, "crashdump: get needs one dump ID, key or URL (see `crashdump ls`)"},
+		{pluginBinary, []string{"get"}, "kubectl-crashdump: get needs one dump ID, key or URL (see `kubectl crashdump ls`)"},
+		{"crashdump", []string{"get", "abcd1234", "beef5678"}, "crashdump: get takes one dump ID, key or URL, got 2: abcd1234 beef5678 (run it once per dump)"},
+	} {
+		r := runCLI(t, tt.argv0, tt.args...)
+		if r.code != 1 || strings.TrimSpace(r.stderr) != tt.want {
+			t.Errorf("%s %v: exit %d, %q; want %q", tt.argv0, tt.args, r.code, r.stderr, tt.want)
+		}
+	}
+}

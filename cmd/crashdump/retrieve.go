@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 
@@ -68,6 +69,21 @@ credentials come from the AWS SDK default chain (environment, profile, SSO).`
 
 // examples renders an Example text with the command name as the user
 // types it ("crashdump" or "kubectl crashdump").
+// oneDump is the argument check of commands that take one dump: its errors
+// say what is wanted and where to find it, not "accepts 1 arg(s), received
+// 0".
+func oneDump(mode cliMode, verb string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return fmt.Errorf("%s needs one dump ID, key or URL (see `%s ls`)", verb, mode.name)
+		case len(args) > 1:
+			return fmt.Errorf("%s takes one dump ID, key or URL, got %d: %s (run it once per dump)", verb, len(args), strings.Join(args, " "))
+		}
+		return nil
+	}
+}
+
 func examples(mode cliMode, text string) string {
 	return strings.Trim(strings.ReplaceAll(text, "{{name}}", mode.name), "\n")
 }
