@@ -4,7 +4,7 @@
 #
 #   make image                      # linux/amd64 + linux/arm64 with docker buildx
 #   docker buildx build --platform linux/amd64,linux/arm64 \
-#     --build-arg VERSION=$(git describe --tags --always) -t <repo>/crashdump:<tag> --push .
+#     --build-arg VERSION=$(make -s print-version) -t <repo>/crashdump:<tag> --push .
 #
 # The binary is built exactly like `make build` (CGO off, -trimpath, version
 # stamped with -X main.version), cross-compiled on the build platform for
@@ -22,7 +22,7 @@ ARG BASE_IMAGE=gcr.io/distroless/static-debian12:nonroot
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 ARG TARGETOS
 ARG TARGETARCH
-ARG VERSION=dev
+ARG VERSION=v0.0.0-dev
 WORKDIR /src
 ENV CGO_ENABLED=0 GOFLAGS=-trimpath GOTOOLCHAIN=local
 COPY go.mod go.sum ./
@@ -34,7 +34,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/crashdump ./cmd/crashdump
 
 FROM ${BASE_IMAGE}
-ARG VERSION=dev
+ARG VERSION=v0.0.0-dev
 LABEL org.opencontainers.image.title="crashdump" \
       org.opencontainers.image.description="Crash dumps off Kubernetes nodes into S3/MinIO, attributed to the pod that crashed" \
       org.opencontainers.image.source="https://github.com/crashdump-io/crashdump" \

@@ -6,7 +6,8 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Semver: the release tag, else v0.0.0-dev+<commit> (.dirty when the tree is).
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty=.dirty 2>/dev/null || echo "v0.0.0-dev+$$(git describe --always --dirty=.dirty 2>/dev/null || echo unknown)")
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 # Pinned tool versions. MinIO and mc are AGPL: installed as separate
@@ -107,3 +108,8 @@ demo: build
 
 clean:
 	rm -rf $(BIN) demo
+
+# The version the build stamps (semver; cmd/crashdump's TestVersion checks it).
+.PHONY: print-version
+print-version:
+	@echo $(VERSION)

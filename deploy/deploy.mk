@@ -23,7 +23,7 @@ HELM_LDFLAGS   := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSI
   -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)
 
 IMAGE           ?= ghcr.io/crashdump-io/crashdump
-IMAGE_TAG       ?= $(VERSION)
+IMAGE_TAG       ?= $(subst +,-,$(VERSION))
 IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 # Without a push, a multi-platform build can only be exported: an OCI
 # archive (load it with `docker load`, `ctr images import` or skopeo).

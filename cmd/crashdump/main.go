@@ -10,8 +10,9 @@ import (
 	"os"
 )
 
-// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3"
+// (make: the tag, else v0.0.0-dev+<commit>).
+var version = "v0.0.0-dev"
 
 func main() { os.Exit(run()) }
 

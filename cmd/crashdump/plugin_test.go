@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -362,5 +364,37 @@ func TestArgumentErrors(t *testing.T) {
 		if r.code != 1 || strings.TrimSpace(r.stderr) != tt.want {
 			t.Errorf("%s %v: exit %d, %q; want %q", tt.argv0, tt.args, r.code, r.stderr, tt.want)
 		}
+	}
+}
+
+// TestVersion: version prints semver, commit, Go version and platform, as
+// text and as JSON, and --version says the same (issue 19 item 8).
+func TestVersion(t *testing.T) {
+	isolateKube(t)
+	semver := regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+	r := runCLI(t, "crashdump", "version")
+	want := fmt.Sprintf("crashdump %s (commit ", version)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, want) || !strings.Contains(r.stdout, runtime.Version()+", "+runtime.GOOS+"/"+runtime.GOARCH+")") {
+		t.Errorf("version: exit %d, %q", r.code, r.stdout)
+	}
+	if !semver.MatchString(version) {
+		t.Errorf("default version %q is not semver", version)
+	}
+	r = runCLI(t, "crashdump", "version", "-o", "json")
+	var b buildInfo
+	if err := json.Unmarshal([]byte(r.stdout), &b); err != nil || r.code != 0 || !semver.MatchString(b.Version) || b.Go != runtime.Version() || b.Platform == "" || b.Commit == "" {
+		t.Errorf("version -o json: exit %d, %q (%v)", r.code, r.stdout, err)
+	}
+	v := runCLI(t, "crashdump", "--version")
+	if text := runCLI(t, "crashdump", "version"); v.code != 0 || v.stdout != text.stdout {
+		t.Errorf("--version %q, version %q: want the same line", v.stdout, text.stdout)
+	}
+	// The Makefile's version is semver too.
+	out, err := exec.Command("make", "-s", "-C", "../..", "print-version").Output()
+	if err != nil {
+		t.Fatalf("make print-version: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); !semver.MatchString(got) {
+		t.Errorf("make VERSION %q is not semver", got)
 	}
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -84,20 +87,58 @@ CRASHDUMP_DUMP_DIR). Flags win.`,
 			return bindEnv(cmd.Flags())
 		},
 	}
+	root.Version = currentBuild().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newAgentCmd(), newVersionCmd())
 	root.AddCommand(newGenDocsCmd()) // hidden: writes docs/configuration.md (make docs)
 	addRetrievalCommands(root)
 	return root
 }
 
+// buildInfo is what `version` prints.
+type buildInfo struct {
+	Version  string `json:"version"` // semver: v1.2.3, or v0.0.0-dev+<commit> between releases
+	Commit   string `json:"commit"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+}
+
+func currentBuild() buildInfo {
+	b := buildInfo{Version: version, Commit: "unknown", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				b.Commit = s.Value
+			}
+		}
+	}
+	return b
+}
+
+func (b buildInfo) String() string {
+	return fmt.Sprintf("crashdump %s (commit %s, %s, %s)", b.Version, b.Commit, b.Go, b.Platform)
+}
+
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, commit, Go version and platform",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), version)
-			return err
+			b := currentBuild()
+			switch output {
+			case "text":
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), b)
+				return err
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(b)
+			}
+			return fmt.Errorf("-o %q: want text or json", output)
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
 }
