@@ -139,7 +139,7 @@ func runLs(cmd *cobra.Command, o *clientOptions, f lsFlags) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", d.ManifestErr)
 		}
 	}
-	return writeLsTable(out, dumps, f.output == "wide", !f.noHeaders)
+	return writeLsTable(out, dumps, f.output == "wide", !f.noHeaders, time.Now())
 }
 
 // exception is the EXCEPTION column: the managed exception type from the
@@ -205,10 +205,10 @@ func dash(s string) string {
 
 const tableTime = "2006-01-02T15:04:05Z"
 
-func writeLsTable(w io.Writer, dumps []*catalog.Dump, wide, headers bool) error {
+func writeLsTable(w io.Writer, dumps []*catalog.Dump, wide, headers bool, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	if headers {
-		h := "TIME\tNAMESPACE\tPOD\tCONTAINER\tNODE\tSIZE\tSTORED\tEXCEPTION\tRELATED\tID"
+		h := "TIME\tAGE\tNAMESPACE\tPOD\tCONTAINER\tNODE\tSIZE\tSTORED\tEXCEPTION\tRELATED\tID"
 		if wide {
 			h += "\tKIND\tCORRELATION\tFLAGS\tKEY"
 		}
@@ -234,8 +234,8 @@ func writeLsTable(w io.Writer, dumps []*catalog.Dump, wide, headers bool) error 
 		if wide {
 			id = d.ID()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
-			d.Time.UTC().Format(tableTime), d.Namespace, d.Pod, d.Container, dash(node),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
+			d.Time.UTC().Format(tableTime), age(now.Sub(d.Time)), d.Namespace, d.Pod, d.Container, dash(node),
 			humanBytes(size), stored, dash(exception(m)), dash(relatedIDs(m)), id)
 		if wide {
 			kind, method := "", ""

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -115,12 +116,15 @@ func testLs(t *testing.T, w *world) {
 			t.Fatalf("rows %v", rs)
 		}
 		dn := d["dotnet"]
-		want := []string{dn.Time.UTC().Format(tableTime), "prod", "api-1", "api", "node-a",
+		if ok, _ := regexp.MatchString(`^\d+[smhd]$`, rs[1][1]); !ok {
+			t.Errorf("AGE %q, want kubectl's 5s, 3m, 2h, 4d", rs[1][1])
+		}
+		want := []string{dn.Time.UTC().Format(tableTime), rs[1][1], "prod", "api-1", "api", "node-a",
 			humanBytes(dn.Manifest.File.Size), humanBytes(dn.StoredSize), "System.Exception", "-", dn.ShortID}
 		if got := strings.Join(rs[1], " "); got != strings.Join(want, " ") {
 			t.Errorf("row\n  %s\nwant\n  %s", got, strings.Join(want, " "))
 		}
-		if rs[0][4] != "node-b" || rs[0][3] != "worker" || rs[0][7] != "-" {
+		if rs[0][5] != "node-b" || rs[0][4] != "worker" || rs[0][8] != "-" {
 			t.Errorf("late row %v: want node-b, container worker, no exception", rs[0])
 		}
 	})
@@ -199,7 +203,7 @@ func TestLsTableRelated(t *testing.T) {
 	d := &catalog.Dump{Key: "prod/api-1/20261203T090000Z_api_3f2a9c1e_coredump.1.dmp.zst", StoredSize: 1000, ManifestSize: 10, Manifest: m,
 		KeyInfo: catalog.KeyInfo{Namespace: "prod", Pod: "api-1", Container: "api", Time: at, ShortID: "3f2a9c1e"}}
 	var b strings.Builder
-	if err := writeLsTable(&b, []*catalog.Dump{d}, false, true); err != nil {
+	if err := writeLsTable(&b, []*catalog.Dump{d}, false, true, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")

@@ -306,7 +306,7 @@ func TestInstalledBinary(t *testing.T) {
 	}
 	stdout, stderr, code := run(pluginBinary, "ls", "-A")
 	rs := rows(t, stdout, true)
-	if code != 0 || len(rs) != 1 || rs[0][1] != "_unknown" {
+	if code != 0 || len(rs) != 1 || rs[0][2] != "_unknown" {
 		t.Fatalf("kubectl-crashdump ls -A: exit %d: %s%s", code, stdout, stderr)
 	}
 	id := rs[0][len(rs[0])-1]
