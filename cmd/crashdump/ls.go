@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/crashdump-io/crashdump/uploader/catalog"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
@@ -74,7 +75,7 @@ to a pod are in the namespace "_unknown".`,
 	fs.StringVar(&f.node, "node", "", "only dumps collected on this node")
 	fs.StringVar(&f.since, "since", "", "only dumps collected since then: a duration back from now (30m, 2h, 7d) or a time (RFC 3339 or 2006-01-02)")
 	fs.StringVar(&f.until, "until", "", "only dumps collected until then (same forms as --since)")
-	fs.StringVarP(&f.output, "output", "o", "table", "output format: table, wide or json")
+	fs.StringVarP(&f.output, "output", "o", "table", "output format: table, wide, json, yaml or name (one dump ID per line, for scripts)")
 	fs.BoolVar(&f.noHeaders, "no-headers", false, "do not print the table header")
 	fs.IntVar(&f.limit, "limit", 0, "show only the newest N dumps (0: all)")
 	registerCompletions(cmd, o)
@@ -83,9 +84,9 @@ to a pod are in the namespace "_unknown".`,
 
 func runLs(cmd *cobra.Command, o *clientOptions, f lsFlags) error {
 	switch f.output {
-	case "table", "wide", "json":
+	case "table", "wide", "json", "yaml", "name":
 	default:
-		return fmt.Errorf("-o %q: want table, wide or json", f.output)
+		return fmt.Errorf("-o %q: want table, wide, json, yaml or name", f.output)
 	}
 	if f.limit < 0 {
 		return fmt.Errorf("--limit %d: want 0 (all) or more", f.limit)
@@ -117,8 +118,15 @@ func runLs(cmd *cobra.Command, o *clientOptions, f lsFlags) error {
 	}
 	defer o.report(cmd.ErrOrStderr(), s)
 	out := cmd.OutOrStdout()
-	if f.output == "json" {
-		return writeLsJSON(out, s, dumps)
+	switch f.output {
+	case "json", "yaml":
+		return writeLsJSON(out, s, dumps, f.output == "yaml")
+	case "name":
+		// The full ID: unambiguous whatever else the store holds.
+		for _, d := range dumps {
+			fmt.Fprintln(out, d.ID())
+		}
+		return nil
 	}
 	if len(dumps) == 0 {
 		where := "any namespace"
@@ -270,7 +278,7 @@ type lsItem struct {
 	ManifestError string             `json:"manifestError,omitempty"`
 }
 
-func writeLsJSON(w io.Writer, s *session, dumps []*catalog.Dump) error {
+func writeLsJSON(w io.Writer, s *session, dumps []*catalog.Dump, asYAML bool) error {
 	items := make([]lsItem, 0, len(dumps))
 	for _, d := range dumps {
 		it := lsItem{
@@ -294,6 +302,15 @@ func writeLsJSON(w io.Writer, s *session, dumps []*catalog.Dump) error {
 			it.Flags = strings.Split(fl, ",")
 		}
 		items = append(items, it)
+	}
+	if asYAML {
+		// The same document as -o json, in YAML (field names as in JSON).
+		b, err := yaml.Marshal(items)
+		if err != nil {
+			return fmt.Errorf("write yaml: %w", err)
+		}
+		_, err = w.Write(b)
+		return err
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -4,12 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strconv"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/crashdump-io/crashdump/uploader/catalog"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
@@ -174,10 +176,28 @@ func testLs(t *testing.T, w *world) {
 		}
 	})
 
+	t.Run("name and yaml", func(t *testing.T) {
+		// -o name: one full ID per line, newest first, nothing else.
+		r := w.cli(t, "ls", "-n", "prod", "--pod", "api-1", "-o", "name")
+		want := d["late"].Manifest.ID + "\n" + d["dotnet"].Manifest.ID + "\n"
+		if r.code != 0 || r.stdout != want {
+			t.Errorf("-o name: exit %d, %q; want %q", r.code, r.stdout, want)
+		}
+		// -o yaml: the -o json document, in YAML.
+		r = w.cli(t, "ls", "-A", "-o", "yaml")
+		var items []lsItem
+		if err := yaml.Unmarshal([]byte(r.stdout), &items); err != nil || r.code != 0 || len(items) != 5 {
+			t.Fatalf("-o yaml: exit %d, %d items (%v):\n%s", r.code, len(items), err, r.stdout)
+		}
+		if !strings.Contains(r.stdout, "shortID: ") || !strings.Contains(r.stdout, "namespace: prod") {
+			t.Errorf("-o yaml lacks the JSON field names:\n%s", r.stdout)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"ls", "-A", "-n", "prod"},
-			{"ls", "-o", "yaml"},
+			{"ls", "-o", "xml"},
 			{"ls", "--since", "yesterday"},
 			{"ls", "extra-arg"},
 		} {
