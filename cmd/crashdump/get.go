@@ -183,7 +183,7 @@ func runGet(cmd *cobra.Command, o *clientOptions, f getFlags, ref string) (err e
 		}
 	}()
 	bar := startProgress(stderr, showProgress, d.StoredSize)
-	res, err := s.cat.Fetch(ctx, d, tmp, bar.set)
+	res, err := s.cat.Fetch(ctx, d, bar.writer(tmp), bar.set)
 	bar.stop()
 	if ie := (*catalog.IntegrityError)(nil); errors.As(err, &ie) {
 		return &exitError{code: exitIntegrity, err: fmt.Errorf("%w; nothing was saved", err)}
@@ -228,7 +228,7 @@ const exitInterrupted = 130
 // failure then exits non-zero after the bytes were written.
 func streamTo(ctx context.Context, s *session, d *catalog.Dump, w io.Writer, stderr io.Writer, showProgress bool, where string) error {
 	bar := startProgress(stderr, showProgress, d.StoredSize)
-	_, err := s.cat.Fetch(ctx, d, w, bar.set)
+	_, err := s.cat.Fetch(ctx, d, bar.writer(w), bar.set)
 	bar.stop()
 	if ie := (*catalog.IntegrityError)(nil); errors.As(err, &ie) {
 		return &exitError{code: exitIntegrity, err: fmt.Errorf("%w; the bytes written to %s are NOT the dump: discard them", err, where)}

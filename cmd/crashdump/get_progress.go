@@ -24,10 +24,13 @@ type progress struct {
 	total int64 // stored bytes expected, <= 0 when unknown
 	start time.Time
 	read  atomic.Int64
-	done  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
-	on    bool
+	// written is what reached the destination: the dump decompressed,
+	// what the user waits for (509 MiB while 61.9 MiB are read).
+	written atomic.Int64
+	done    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	on      bool
 }
 
 func startProgress(w io.Writer, enabled bool, total int64) *progress {
@@ -52,6 +55,20 @@ func startProgress(w io.Writer, enabled bool, total int64) *progress {
 
 func (p *progress) set(n int64) { p.read.Store(n) }
 
+// writer counts what goes to w for the bar.
+func (p *progress) writer(w io.Writer) io.Writer { return &progressWriter{w: w, p: p} }
+
+type progressWriter struct {
+	w io.Writer
+	p *progress
+}
+
+func (c *progressWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.p.written.Add(int64(n))
+	return n, err
+}
+
 // stop draws the final state and ends the line.
 func (p *progress) stop() {
 	p.once.Do(func() {
@@ -70,18 +87,24 @@ func (p *progress) draw(final bool) {
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(n) / s
 	}
-	fmt.Fprint(p.w, "\r"+renderProgress(n, p.total, rate, width(p.w))+"\x1b[K")
+	fmt.Fprint(p.w, "\r"+renderProgress(n, p.total, p.written.Load(), rate, width(p.w))+"\x1b[K")
 	if final {
 		fmt.Fprintln(p.w)
 	}
 }
 
 // renderProgress is one line of the bar, at most cols wide:
-// [=====>     ]  45%  120.5MiB/267.0MiB  35.2MiB/s  ETA 4s
-func renderProgress(n, total int64, rate float64, cols int) string {
+// [=====>     ]  45%  120.5MiB/267.0MiB  509MiB written  35.2MiB/s  ETA 4s
+//
+// n and total are stored bytes, the rate too (what the network carries);
+// written is the dump's bytes saved so far, shown when they differ.
+func renderProgress(n, total, written int64, rate float64, cols int) string {
 	stats := humanBytes(n)
 	if total > 0 {
 		stats += "/" + humanBytes(total)
+	}
+	if written > 0 && written != n {
+		stats += "  " + humanBytes(written) + " written"
 	}
 	stats += "  " + humanBytes(int64(rate)) + "/s"
 	if total > 0 && rate > 0 && n < total {

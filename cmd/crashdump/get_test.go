@@ -244,16 +244,18 @@ func testCorrupt(t *testing.T, w *world) {
 
 func TestRenderProgress(t *testing.T) {
 	tests := []struct {
-		n, total int64
-		rate     float64
-		want     []string
+		n, total, written int64
+		rate              float64
+		want              []string
 	}{
-		{50 << 20, 100 << 20, 10 << 20, []string{"[", "50%", "50.0MiB/100MiB", "10.0MiB/s", "ETA 5s"}},
-		{100 << 20, 100 << 20, 10 << 20, []string{"100%", "100MiB/100MiB"}},
-		{5 << 20, -1, 1 << 20, []string{"5.0MiB", "1.0MiB/s"}},
+		{50 << 20, 100 << 20, 50 << 20, 10 << 20, []string{"[", "50%", "50.0MiB/100MiB", "10.0MiB/s", "ETA 5s"}},
+		{100 << 20, 100 << 20, 100 << 20, 10 << 20, []string{"100%", "100MiB/100MiB"}},
+		{5 << 20, -1, 0, 1 << 20, []string{"5.0MiB", "1.0MiB/s"}},
+		// zstd: 61.9 MiB read of a 509 MiB dump; the bytes saved are shown.
+		{62 << 20, 62 << 20, 509 << 20, 30 << 20, []string{"100%", "62.0MiB/62.0MiB", "509MiB written"}},
 	}
 	for _, tt := range tests {
-		got := renderProgress(tt.n, tt.total, tt.rate, 80)
+		got := renderProgress(tt.n, tt.total, tt.written, tt.rate, 80)
 		if len(got) > 80 {
 			t.Errorf("%q is wider than 80", got)
 		}
@@ -263,7 +265,7 @@ func TestRenderProgress(t *testing.T) {
 			}
 		}
 	}
-	if got := renderProgress(100<<20, 100<<20, 1, 80); strings.Contains(got, "ETA") {
+	if got := renderProgress(100<<20, 100<<20, 0, 1, 80); strings.Contains(got, "ETA") {
 		t.Errorf("finished bar shows an ETA: %q", got)
 	}
 }
