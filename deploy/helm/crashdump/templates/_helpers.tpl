@@ -112,26 +112,84 @@ holds the chart to exactly this list.
 {{- end -}}
 {{- end -}}
 
-{{/* GOMEMLIMIT from limits.memory (Ki/Mi/Gi or bytes), as MiB. */}}
+{{/*
+GOMEMLIMIT: goMemLimitPercent of resources.limits.memory, in whole MiB
+(rounded down). Every memory quantity the schema accepts yields one (Ki, Mi,
+Gi, Ti, Pi, Ei; k, M, G, T, P, E; decimals such as 1.5Gi): a limit this
+cannot read, or whose share is under 1MiB or 8EiB and over (which Go
+refuses), fails the render instead of leaving the agent without a soft
+memory limit. Empty only when goMemLimitPercent is 0, when there is no
+memory limit, or when agent.extraEnv sets GOMEMLIMIT (theirs is kept).
+*/}}
 {{- define "crashdump.goMemLimit" -}}
 {{- $pct := .Values.goMemLimitPercent | int -}}
-{{- $mem := "" -}}
-{{- if and .Values.resources .Values.resources.limits -}}
-{{- $mem = .Values.resources.limits.memory | default "" | toString -}}
+{{- $limits := dict -}}
+{{- if kindIs "map" .Values.resources -}}
+{{- $limits = get .Values.resources "limits" | default dict -}}
 {{- end -}}
-{{- if and $mem (gt $pct 0) -}}
-{{- $mib := 0 -}}
-{{- if hasSuffix "Gi" $mem -}}
-{{- $mib = mul (trimSuffix "Gi" $mem | int) 1024 -}}
-{{- else if hasSuffix "Mi" $mem -}}
-{{- $mib = trimSuffix "Mi" $mem | int -}}
-{{- else if hasSuffix "Ki" $mem -}}
-{{- $mib = div (trimSuffix "Ki" $mem | int) 1024 -}}
-{{- else if regexMatch "^[0-9]+$" $mem -}}
-{{- $mib = div ($mem | int64) 1048576 -}}
+{{- $mem := get $limits "memory" -}}
+{{- $own := false -}}
+{{- range .Values.agent.extraEnv -}}
+{{- if and (kindIs "map" .) (eq (toString (get . "name")) "GOMEMLIMIT") -}}
+{{- $own = true -}}
 {{- end -}}
-{{- if gt ($mib | int) 0 -}}
-{{- printf "%dMiB" (div (mul $mib $pct) 100) -}}
+{{- end -}}
+{{- if and (gt $pct 0) (not $own) (not (kindIs "invalid" $mem)) (ne (toString $mem) "") -}}
+{{- $s := toString $mem -}}
+{{- $bytes := 0.0 -}}
+{{- $re := "^([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$" -}}
+{{- if or (kindIs "int" $mem) (kindIs "int64" $mem) (kindIs "float64" $mem) -}}
+{{- $bytes = float64 $mem -}}
+{{- else if regexMatch $re $s -}}
+{{- $units := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 -}}
+{{- $bytes = mulf (regexReplaceAll $re $s "${1}" | float64) (get $units (regexReplaceAll $re $s "${3}")) -}}
+{{- else -}}
+{{- fail (printf "resources.limits.memory %q: GOMEMLIMIT cannot be derived from it; want a memory quantity such as 192Mi, 1.5Gi or 512M (or set GOMEMLIMIT in agent.extraEnv, or goMemLimitPercent=0 for none)" $s) -}}
+{{- end -}}
+{{- $mib := floor (divf (mulf $bytes $pct) 104857600) -}}
+{{- if lt $mib 1.0 -}}
+{{- fail (printf "resources.limits.memory %s is %.0f bytes: %d%% of it, for GOMEMLIMIT, is under 1MiB, and the agent needs tens of MiB (the default is 192Mi; a number without a unit is bytes)" $s $bytes $pct) -}}
+{{- end -}}
+{{- if gt $mib 8796093022207.0 -}}
+{{- fail (printf "resources.limits.memory %s: GOMEMLIMIT would be %.0fMiB, and Go takes at most 8EiB (set goMemLimitPercent=0 for none)" $s $mib) -}}
+{{- end -}}
+{{- printf "%dMiB" (int64 $mib) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+crashdump.sizeArg: "--<flag>=<value>" for a size value the agent takes
+(cmd/crashdump/bytesize.go: bytes, or a number with B, KB, MB, GB, TB, KiB,
+MiB, GiB or TiB; with "percent", also a percentage below 100), or nothing
+for null and "" (the agent's default). 0 is a value (no limit, spilling
+off), never dropped. The schema checks the same syntax; this also refuses
+what the agent would still refuse: over 1<<62 bytes.
+  include "crashdump.sizeArg" (dict "flag" "max-dump-bytes" "key" "agent.maxDumpBytes" "value" .Values.agent.maxDumpBytes "percent" true)
+*/}}
+{{- define "crashdump.sizeArg" -}}
+{{- $v := .value -}}
+{{- $max := 4611686018427387904.0 -}}
+{{- if not (kindIs "invalid" $v) -}}
+{{- $s := "" -}}
+{{- if or (kindIs "int" $v) (kindIs "int64" $v) -}}
+{{- $s = printf "%d" $v -}}
+{{- else if kindIs "float64" $v -}}
+{{- $s = printf "%.0f" $v -}}
+{{- else -}}
+{{- $s = toString $v | trim -}}
+{{- end -}}
+{{- if ne $s "" -}}
+{{- $re := "^(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?) ?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$" -}}
+{{- if and .percent (regexMatch "^([0-9]{1,2}(\\.[0-9]*)?|\\.[0-9]+) ?%$" $s) -}}
+{{- else if regexMatch $re $s -}}
+{{- $units := dict "" 1 "B" 1 "KB" 1e3 "MB" 1e6 "GB" 1e9 "TB" 1e12 "KiB" 1024 "MiB" 1048576 "GiB" 1073741824 "TiB" 1099511627776 -}}
+{{- if gt (mulf (regexReplaceAll $re $s "${1}" | float64) (get $units (regexReplaceAll $re $s "${5}"))) $max -}}
+{{- fail (printf "%s %q: too large (the agent takes at most 4EiB)" .key $s) -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "%s %q: want bytes or a number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB (Kubernetes units such as Gi are not sizes)%s" .key $s (ternary ", or a percentage below 100 (10%)" "" (.percent | default false))) -}}
+{{- end -}}
+{{- printf "--%s=%s" .flag $s -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
