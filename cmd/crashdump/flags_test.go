@@ -21,6 +21,9 @@ func TestByteSize(t *testing.T) {
 		{"-1", 0, false},
 		{"ten", 0, false},
 		{"5XB", 0, false},
+		{"NaN", 0, false}, // NaN < 0 is false: it became an undefined int64
+		{"NaNGiB", 0, false},
+		{"Inf", 0, false},
 	}
 	for _, tc := range tests {
 		var b byteSize
