@@ -60,9 +60,16 @@ func registerCompletions(cmd *cobra.Command, o *clientOptions) {
 			}, toComplete)
 		})
 	}
+	if cmd.Flags().Lookup("node") != nil {
+		_ = cmd.RegisterFlagCompletionFunc("node", func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			return completeWith(cmd, o, func(ctx context.Context, s *session) ([]string, error) {
+				return completeNodes(ctx, s, completionScope(cmd, o))
+			}, toComplete)
+		})
+	}
 	switch cmd.Name() {
 	case "ls":
-		_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "wide", "json"}, noFiles))
+		_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "wide", "json", "yaml", "name"}, noFiles))
 	case "describe":
 		_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, noFiles))
 	case "get":
@@ -158,6 +165,36 @@ func completePods(ctx context.Context, o *clientOptions, s *session) ([]string, 
 				seen[p] = true
 				out = append(out, p)
 			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// maxNodeManifests bounds the manifests node completion reads: the node is
+// in the manifest, not the key, and completion must answer within
+// completionTimeout.
+const maxNodeManifests = 200
+
+// completeNodes lists the nodes of the newest dumps in scope.
+func completeNodes(ctx context.Context, s *session, q catalog.Query) ([]string, error) {
+	ds, err := s.cat.Find(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Time.After(ds[j].Time) })
+	if len(ds) > maxNodeManifests {
+		ds = ds[:maxNodeManifests]
+	}
+	if err := s.cat.ReadManifests(ctx, ds); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range ds {
+		if m := d.Manifest; m != nil && m.Node != "" && !seen[m.Node] {
+			seen[m.Node] = true
+			out = append(out, m.Node)
 		}
 	}
 	sort.Strings(out)

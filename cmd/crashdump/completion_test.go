@@ -40,7 +40,9 @@ func testCompletion(t *testing.T, w *world) {
 		{"containers", []string{"ls", "-n", "prod", "--container", ""}, "api worker"},
 		{"ids of a pod", []string{"get", "-n", "prod", "--pod", "api-2", ""}, d["raw"].ShortID},
 		{"ids by prefix", []string{"describe", d["frames"].ShortID[:6]}, d["frames"].ShortID},
-		{"output formats", []string{"ls", "-o", ""}, "table wide json"},
+		{"output formats", []string{"ls", "-o", ""}, "table wide json yaml name"},
+		{"nodes", []string{"ls", "--node", ""}, "node-a node-b"},
+		{"nodes in a namespace", []string{"ls", "-n", "staging", "--node", ""}, "node-a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
