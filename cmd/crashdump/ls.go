@@ -278,6 +278,14 @@ type lsItem struct {
 	ManifestError string             `json:"manifestError,omitempty"`
 }
 
+// lsList is the document of `ls -o json|yaml`, shaped like kubectl's
+// lists: `.items[]` in jq, whatever else is added to it later.
+type lsList struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Items      []lsItem `json:"items"`
+}
+
 func writeLsJSON(w io.Writer, s *session, dumps []*catalog.Dump, asYAML bool) error {
 	items := make([]lsItem, 0, len(dumps))
 	for _, d := range dumps {
@@ -305,7 +313,7 @@ func writeLsJSON(w io.Writer, s *session, dumps []*catalog.Dump, asYAML bool) er
 	}
 	if asYAML {
 		// The same document as -o json, in YAML (field names as in JSON).
-		b, err := yaml.Marshal(items)
+		b, err := yaml.Marshal(lsList{APIVersion: "crashdump.io/v1", Kind: "List", Items: items})
 		if err != nil {
 			return fmt.Errorf("write yaml: %w", err)
 		}
@@ -314,7 +322,7 @@ func writeLsJSON(w io.Writer, s *session, dumps []*catalog.Dump, asYAML bool) er
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(items); err != nil {
+	if err := enc.Encode(lsList{APIVersion: "crashdump.io/v1", Kind: "List", Items: items}); err != nil {
 		return fmt.Errorf("write json: %w", err)
 	}
 	return nil

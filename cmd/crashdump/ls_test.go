@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -149,10 +150,14 @@ func testLs(t *testing.T, w *world) {
 
 	t.Run("json", func(t *testing.T) {
 		r := w.cli(t, "ls", "-A", "-o", "json")
-		var items []lsItem
-		if err := json.Unmarshal([]byte(r.stdout), &items); err != nil {
+		var list lsList
+		if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, r.stdout)
 		}
+		if list.Kind != "List" || list.APIVersion != "crashdump.io/v1" {
+			t.Errorf("kind %q apiVersion %q, want a List as kubectl prints one", list.Kind, list.APIVersion)
+		}
+		items := list.Items
 		if len(items) != 5 {
 			t.Fatalf("%d items, want 5", len(items))
 		}
@@ -171,8 +176,9 @@ func testLs(t *testing.T, w *world) {
 			t.Errorf("item %+v", it)
 		}
 		r = w.cli(t, "ls", "-n", "nope", "-o", "json")
-		if strings.TrimSpace(r.stdout) != "[]" {
-			t.Errorf("empty JSON listing = %q, want []", r.stdout)
+		var empty map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &empty); err != nil || fmt.Sprint(empty["items"]) != "[]" {
+			t.Errorf("empty JSON listing = %q, want a List with items: []", r.stdout)
 		}
 	})
 
@@ -185,9 +191,9 @@ func testLs(t *testing.T, w *world) {
 		}
 		// -o yaml: the -o json document, in YAML.
 		r = w.cli(t, "ls", "-A", "-o", "yaml")
-		var items []lsItem
-		if err := yaml.Unmarshal([]byte(r.stdout), &items); err != nil || r.code != 0 || len(items) != 5 {
-			t.Fatalf("-o yaml: exit %d, %d items (%v):\n%s", r.code, len(items), err, r.stdout)
+		var list lsList
+		if err := yaml.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 || len(list.Items) != 5 || list.Kind != "List" {
+			t.Fatalf("-o yaml: exit %d, %d items (%v):\n%s", r.code, len(list.Items), err, r.stdout)
 		}
 		if !strings.Contains(r.stdout, "shortID: ") || !strings.Contains(r.stdout, "namespace: prod") {
 			t.Errorf("-o yaml lacks the JSON field names:\n%s", r.stdout)
