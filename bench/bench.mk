@@ -1,8 +1,8 @@
 # Benchmarks: `make bench` runs every scenario. A scenario is a target that
 # `bench` depends on (add `bench: bench-<name>` for yours). Benchmarks run
 # real binaries against a local MinIO and report ratios against mc on the
-# same machine in the same run, plus peak memory (SPEC §7); they are never
-# timed unit tests.
+# same machine in the same run, plus peak memory; they are never timed unit
+# tests.
 
 # This fragment is included before the Makefile's own targets: keep `all`
 # the default goal.

@@ -28,7 +28,7 @@ import (
 	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
-// Config is the agent's configuration (flags, SPEC §6).
+// Config is the agent's configuration (its flags: docs/configuration.md).
 type Config struct {
 	DumpDir  string
 	StateDir string
@@ -183,8 +183,8 @@ type Deps struct {
 	Registry prometheus.Registerer
 }
 
-// Agent runs the data flow of SPEC §3 for one node. Create it with New and
-// call Run once.
+// Agent runs the data flow of docs/architecture.md for one node. Create it
+// with New and call Run once.
 type Agent struct {
 	cfg   Config
 	dests Destinations

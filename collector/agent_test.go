@@ -18,7 +18,7 @@ import (
 	"github.com/crashdump-io/crashdump/uploader/manifest"
 )
 
-// TestSeedScenario is the scenario of SPEC §2: a .NET-style
+// TestSeedScenario is the seed scenario: a .NET-style
 // coredump.1.dmp (a real ELF core) with its crash report lands in the dump
 // directory; it arrives compressed with its manifest and metadata, the
 // decompressed bytes are identical, and the node copy is gone.

@@ -26,7 +26,8 @@ const (
 var dropReasons = []string{DropSymlink, DropNotRegular, DropHardlink, DropEmpty, DropCrossDevice, DropPathChanged, DropUnreadable,
 	DropDiskBudget, DropRateLimited, DropNotSelected, DropFailedTTL}
 
-// metrics are the collector's SPEC §6 metrics. Safe for concurrent use.
+// metrics are the collector's Prometheus metrics (alerts and runbooks:
+// docs/operations.md). Safe for concurrent use.
 type metrics struct {
 	detected       prometheus.Counter
 	uploads        *prometheus.CounterVec

@@ -105,7 +105,8 @@ type NopNotifier struct{}
 // DumpUploaded implements Notifier.
 func (NopNotifier) DumpUploaded(context.Context, *manifest.Manifest) {}
 
-// Destinations chooses where a dump goes (SPEC: destinations per tenant).
+// Destinations chooses where a dump goes (docs/routing.md: destinations per
+// tenant).
 // Implementations are safe for concurrent use.
 type Destinations interface {
 	// Route names the destination for a dump from namespace (empty when

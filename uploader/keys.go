@@ -9,12 +9,13 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultKeyTemplate is the object layout of SPEC §6:
+// DefaultKeyTemplate is the default object layout (--key-template;
+// docs/retrieving-dumps.md):
 // <namespace>/<pod>/<UTC time>_<container>_<short id>_<file name>.
 const DefaultKeyTemplate = "{{.Namespace}}/{{.Pod}}/{{.Time}}_{{.Container}}_{{.ShortID}}_{{.FileName}}"
 
 // Unknown is the key segment used for a namespace or pod that could not be
-// attributed (SPEC §6).
+// attributed.
 const Unknown = "_unknown"
 
 // KeyTimeFormat is the UTC time format used in keys: sortable, no colons.

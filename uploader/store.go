@@ -82,8 +82,8 @@ type Object struct {
 	URL string
 }
 
-// Metadata keys written on every dump object (SPEC §6: core facts visible
-// with `mc stat` or `aws s3api head-object`).
+// Metadata keys written on every dump object (docs/manifest.md, "Object
+// metadata": core facts visible with `mc stat` or `aws s3api head-object`).
 const (
 	MetaNamespace    = "namespace"
 	MetaPod          = "pod"

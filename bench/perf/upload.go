@@ -89,7 +89,7 @@ type scenarioResult struct {
 	// HashPassS (raw uploads, the random scenario) is the wall time of one
 	// SHA-256 pass over the input from the page cache: a raw upload cannot
 	// start before it ends, because the SHA-256 is object metadata, fixed
-	// when the upload is created (SPEC §6).
+	// when the upload is created (docs/manifest.md, "Object metadata").
 	HashPassS float64 `json:"sha256_pass_s,omitempty"`
 }
 

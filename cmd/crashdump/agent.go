@@ -31,7 +31,7 @@ import (
 	"github.com/crashdump-io/crashdump/uploader/stores"
 )
 
-// agentFlags are the agent's settings (SPEC §6).
+// agentFlags are the agent's settings (docs/configuration.md).
 type agentFlags struct {
 	dumpDir, stateDir, procRoot string
 	store                       string

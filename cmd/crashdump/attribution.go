@@ -21,7 +21,8 @@ import (
 	"github.com/crashdump-io/crashdump/collector/pods"
 )
 
-// attributionFlags configure pod attribution (SPEC §5) and Kubernetes Events.
+// attributionFlags configure pod attribution (package collector/identify;
+// docs/architecture.md) and Kubernetes Events.
 type attributionFlags struct {
 	podSource          string
 	kubeletURL         string

@@ -66,7 +66,7 @@ func TestEveryFlagHasALine(t *testing.T) {
 	if !agentSeen {
 		t.Error("the agent command is not documented")
 	}
-	// The agent's fixed names (SPEC §6) are all there.
+	// The agent's fixed flag names are all there.
 	for _, name := range []string{"dump-dir", "state-dir", "store", "s3-endpoint", "s3-region", "node-name",
 		"pod-source", "kubelet-url", "kubelet-token-file", "kubelet-ca-file", "kubelet-insecure-skip-tls-verify",
 		"proc-root", "listen-address", "compression", "settle-time", "once"} {

@@ -24,7 +24,8 @@ import (
 	"github.com/crashdump-io/crashdump/collector/dumpfs"
 )
 
-// DefaultInclude are the dump names of SPEC §2.
+// DefaultInclude are the dump names collected by default (--include;
+// docs/architecture.md, "Discover").
 var DefaultInclude = []string{"*.dmp", "core", "core.*", "*.core", "*.hprof", "*.heapsnapshot"}
 
 // DefaultExclude keeps companions from being taken for dumps: a crash

@@ -1,6 +1,7 @@
 // Package events reports verified uploads as Kubernetes Events on the pod
-// that crashed: the Report step of a dump's data flow (SPEC §3), so that
-// `kubectl describe pod` shows that the pod left a dump and where it is.
+// that crashed, once a dump's object and manifest are stored (the data flow:
+// docs/architecture.md), so that `kubectl describe pod` shows that the pod
+// left a dump and where it is.
 //
 // Events are created through the events.k8s.io/v1 API with package kubeapi
 // (reason CrashDumpUploaded, type Warning, action Upload, reporting

@@ -1,8 +1,10 @@
-// Package identify attributes a dump to the pod that wrote it: the Identify
-// step of a dump's data flow (SPEC §3, §5). Its Resolver implements
-// collector.PodResolver over the pod cache of package pods. It never guesses:
-// an answer it cannot prove is method "none", with the candidate pods when
-// there were several. A wrong pod is a bug; an unknown one is acceptable.
+// Package identify attributes a dump to the pod that wrote it, while the
+// dump is prepared for upload (docs/architecture.md, "Prepare"); the answer
+// is the manifest's pod and correlation (docs/manifest.md). Its Resolver
+// implements collector.PodResolver over the pod cache of package pods. It
+// never guesses: an answer it cannot prove is method "none", with the
+// candidate pods when there were several. A wrong pod is a bug; an unknown
+// one is acceptable.
 //
 // The methods, in order; the first unambiguous answer wins:
 //

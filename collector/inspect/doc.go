@@ -1,7 +1,7 @@
 // Package inspect reads what a dump file says about itself, so that the
-// Annotate step of crashdump's data flow (SPEC §3, step 5) can fill the
-// manifest's "core" and "crashReport" sections and the Kubernetes Event can
-// name the exception type.
+// agent, while it prepares a dump (docs/architecture.md, "Prepare"), can fill
+// the manifest's "core" and "crashReport" sections (docs/manifest.md) and the
+// Kubernetes Event can name the exception type.
 //
 // It answers three questions:
 //

@@ -1,7 +1,7 @@
-// Package pods knows which pods run on this node: it serves the Identify step
-// of a dump's data flow (SPEC §3, §5), where a dump's writer evidence (a
-// container ID and pod UID read from the writer's cgroup) or its path must be
-// turned into a namespace, pod and container.
+// Package pods knows which pods run on this node: it serves attribution
+// (package identify; docs/architecture.md, "Prepare"), where a dump's writer
+// evidence (a container ID and pod UID read from the writer's cgroup) or its
+// path must be turned into a namespace, pod and container.
 //
 // A [Source] lists the node's pods, as client-go types: [Kubelet] asks the
 // node's kubelet (GET <kubelet-url>/pods, RBAC nodes/pods or nodes/proxy),

@@ -45,8 +45,8 @@ const (
 	agentSelector  = "app.kubernetes.io/name=crashdump,app.kubernetes.io/instance=crashdump"
 )
 
-// The manifest fields the scenarios check (SPEC §6), decoded into local
-// structs: the e2e module does not import the product's packages.
+// The manifest fields the scenarios check (docs/manifest.md), decoded into
+// local structs: the e2e module does not import the product's packages.
 type manifest struct {
 	SchemaVersion int       `json:"schemaVersion"`
 	ID            string    `json:"id"`

@@ -13,7 +13,8 @@ import (
 // SchemaVersion is the version written into every manifest.
 const SchemaVersion = 1
 
-// Correlation methods, in the order the agent tries them (SPEC §5).
+// Correlation methods, in the order the agent tries them (package
+// collector/identify; docs/manifest.md, correlation.method).
 const (
 	MethodWriterPID = "writer-pid"
 	MethodPath      = "path"
