@@ -74,10 +74,11 @@ func (s *suppressions) record(ctx context.Context, a *Agent, store uploader.Stor
 	if at.IsZero() {
 		at = now
 	}
+	at = at.UTC() // manifests hold UTC times
 	if o == nil {
 		c := *m
 		c.Suppressed = &manifest.Suppressed{Key: unit, Count: 1, Bytes: m.File.Size, First: at, Last: at,
-			WindowEnd: now.Add(s.window), Times: []time.Time{at}}
+			WindowEnd: now.Add(s.window).UTC(), Times: []time.Time{at}}
 		if err := a.putManifest(ctx, store, key, &c); err != nil {
 			return nil, false, err
 		}

@@ -114,7 +114,7 @@ type Object struct {
 	// rate limited); Key then names where it would have been.
 	ManifestOnly bool `json:"manifestOnly,omitempty"`
 	// NotUploadedReason says why a manifest-only dump was not uploaded,
-	// e.g. "more than 3 dumps of prod/api-0/app within 1h0m0s".
+	// e.g. "crash-loop limit: more than 3 dumps of prod/api-0/app within 1h0m0s".
 	NotUploadedReason string `json:"notUploadedReason,omitempty"`
 	Destination       string `json:"destination,omitempty"`
 }
