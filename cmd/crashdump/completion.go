@@ -71,7 +71,7 @@ func registerCompletions(cmd *cobra.Command, o *clientOptions) {
 	case "ls":
 		_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "wide", "json", "yaml", "name"}, noFiles))
 	case "describe":
-		_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, noFiles))
+		_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json", "yaml"}, noFiles))
 	case "get":
 		_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "always", "never"}, noFiles))
 	}

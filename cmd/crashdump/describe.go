@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/crashdump-io/crashdump/uploader/catalog"
 	"github.com/crashdump-io/crashdump/uploader/manifest"
@@ -47,8 +48,13 @@ every namespace unless -n (and --pod) narrow the search.`,
   {{name}} describe 3f2a9c1e -o json`),
 		Args: oneDump(mode, "describe"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
+			switch output {
+			case "text", "json", "yaml":
+			case "table", "wide":
+				// ls's words for "for people": the same here.
+				output = "text"
+			default:
+				return fmt.Errorf("-o %q: want text, json or yaml", output)
 			}
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
@@ -62,13 +68,18 @@ every namespace unless -n (and --pod) narrow the search.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			if output == "json" || output == "yaml" {
 				if d.Manifest == nil {
 					return fmt.Errorf("describe %s: %s", d.Key, noManifest(d))
 				}
 				b, err := manifest.Marshal(d.Manifest)
 				if err != nil {
 					return err
+				}
+				if output == "yaml" {
+					if b, err = yaml.JSONToYAML(b); err != nil {
+						return err
+					}
 				}
 				_, err = cmd.OutOrStdout().Write(b)
 				return err
@@ -78,7 +89,7 @@ every namespace unless -n (and --pod) narrow the search.`,
 	}
 	o = newClientOptions(mode, cmd, "look for the ID in this namespace only (default: every namespace)")
 	cmd.Flags().StringVar(&f.pod, "pod", "", "look for the ID among this pod's dumps only")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json (the manifest as stored)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text (table and wide mean the same), json or yaml (the manifest)")
 	registerCompletions(cmd, o)
 	return cmd
 }

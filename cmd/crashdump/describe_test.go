@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 	"time"
 
 	"github.com/crashdump-io/crashdump/uploader/manifest"
@@ -99,6 +101,21 @@ func testDescribe(t *testing.T, w *world) {
 		got, err := manifest.Unmarshal([]byte(r.stdout))
 		if err != nil || got.ID != m.ID || got.Object.Key != dn.Key {
 			t.Fatalf("describe -o json: %v %+v", err, got)
+		}
+	})
+	t.Run("yaml is the manifest, table and wide are text", func(t *testing.T) {
+		r := w.cli(t, "describe", dn.Key, "-o", "yaml")
+		j, err := yaml.YAMLToJSON([]byte(r.stdout))
+		if err != nil || r.code != 0 {
+			t.Fatalf("describe -o yaml: exit %d, %v", r.code, err)
+		}
+		if got, err := manifest.Unmarshal(j); err != nil || got.ID != m.ID {
+			t.Fatalf("describe -o yaml: %v %+v", err, got)
+		}
+		for _, o := range []string{"table", "wide"} {
+			if r := w.cli(t, "describe", dn.Key, "-o", o); r.code != 0 || field(r.stdout, "ID") != m.ID || section(r.stdout, "File") == "" {
+				t.Errorf("describe -o %s: exit %d, not the text description: %s", o, r.code, r.stderr)
+			}
 		}
 	})
 	t.Run("by URL", func(t *testing.T) {
