@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // agentMetrics are the metric names the Go code registers (Name:
@@ -356,6 +358,77 @@ func TestDashboardLayout(t *testing.T) {
 			h := q.GridPos
 			if g.X < h.X+h.W && h.X < g.X+g.W && g.Y < h.Y+h.H && h.Y < g.Y+g.H {
 				t.Errorf("panels %q %+v and %q %+v overlap", q.Title, h, p.Title, g)
+			}
+		}
+	}
+}
+
+// Alertmanager routes on the target labels namespace and pod of the agent
+// pod (one value per agent: bounded). An aggregation that drops them sends
+// the alert to the default route: every by (...) of the rules keeps them,
+// and the promtool tests expect them on every alert but the two that have no
+// agent target (absent: only the release namespace, a static label;
+// kube-state-metrics: the DaemonSet's namespace).
+func TestAlertsKeepNamespaceAndPod(t *testing.T) {
+	aggr := `(?:sum|min|max|avg|group|stddev|stdvar|count|count_values|bottomk|topk|quantile|limitk|limit_ratio)`
+	by := regexp.MustCompile(`\b` + aggr + `\s+by\s*\(([^)]*)\)`)
+	bare := regexp.MustCompile(`\b` + aggr + `\s*\(`)
+	without := regexp.MustCompile(`\bwithout\s*\(([^)]*)\)`)
+	for _, g := range loadRuleFile(t).Groups {
+		for _, r := range g.Rules {
+			for _, m := range by.FindAllStringSubmatch(r.Expr, -1) {
+				have := map[string]bool{}
+				for _, l := range strings.Split(m[1], ",") {
+					have[strings.TrimSpace(l)] = true
+				}
+				if !have["namespace"] || !have["pod"] {
+					t.Errorf("alert %s: %q drops namespace or pod", r.Alert, m[0])
+				}
+			}
+			if m := bare.FindString(r.Expr); m != "" {
+				t.Errorf("alert %s: %q aggregates without a leading by (...) keeping namespace and pod", r.Alert, m)
+			}
+			for _, m := range without.FindAllStringSubmatch(r.Expr, -1) {
+				if strings.Contains(m[1], "namespace") || strings.Contains(m[1], "pod") {
+					t.Errorf("alert %s: %q drops namespace or pod", r.Alert, m[0])
+				}
+			}
+		}
+	}
+
+	b, err := os.ReadFile("alerts/crashdump-rules_test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `json:"alertname"`
+				ExpAlerts []struct {
+					ExpLabels map[string]string `json:"exp_labels"`
+				} `json:"exp_alerts"`
+			} `json:"alert_rule_test"`
+		} `json:"tests"`
+	}
+	if err := yaml.Unmarshal(b, &tests); err != nil {
+		t.Fatal(err)
+	}
+	noPod := map[string]bool{"CrashdumpAgentAbsent": true, "CrashdumpAgentNotOnAllNodes": true}
+	firing := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			for _, e := range a.ExpAlerts {
+				firing[a.Alertname] = true
+				if e.ExpLabels["namespace"] == "" || (!noPod[a.Alertname] && e.ExpLabels["pod"] == "") {
+					t.Errorf("alerts/crashdump-rules_test.yaml: %s expected with labels %v, without namespace or pod", a.Alertname, e.ExpLabels)
+				}
+			}
+		}
+	}
+	for _, g := range loadRuleFile(t).Groups {
+		for _, r := range g.Rules {
+			if !firing[r.Alert] {
+				t.Errorf("alerts/crashdump-rules_test.yaml never expects %s to fire", r.Alert)
 			}
 		}
 	}
