@@ -4,9 +4,14 @@ file deploy/alerts/crashdump-rules.yaml (make manifests renders it with
 prometheusRule.ruleFileOnly=true). Unit tests: deploy/alerts/crashdump-rules_test.yaml
 (promtool test rules, in make test). Runbooks: docs/operations.md.
 
-The agent's metrics carry no pod or namespace label (unbounded values are
-not allowed), so every alert is per agent: job/instance and node (the
-ServiceMonitor/PodMonitor add node from the pod's node name).
+The agent's metrics carry no label naming an app's pod or namespace
+(unbounded values are not allowed), so every alert is per agent: job,
+instance and node (the ServiceMonitor/PodMonitor add node from the pod's
+node name), and the target labels namespace and pod of the agent pod (one
+per agent, bounded), which Alertmanager routes on: every aggregation keeps
+them ($by). CrashdumpAgentAbsent has no target to take them from: it
+carries the release namespace. CrashdumpAgentNotOnAllNodes has the
+DaemonSet's namespace from kube-state-metrics.
 */ -}}
 {{- define "crashdump.ruleGroups" -}}
 {{- $p := .Values.prometheusRule -}}
@@ -15,7 +20,7 @@ ServiceMonitor/PodMonitor add node from the pod's node name).
 {{- if $s }}{{ $sc = printf "%s," $s }}{{ end -}}
 {{- $rb := $p.runbookBaseURL -}}
 {{- $t := $p.thresholds -}}
-{{- $by := "job, instance, node" -}}
+{{- $by := "job, instance, node, namespace, pod" -}}
 {{- $where := `{{ with $labels.node }}node {{ . }}{{ else }}{{ $labels.instance }}{{ end }}` -}}
 groups:
   - name: crashdump
@@ -30,6 +35,7 @@ groups:
             {{`{{ $value | humanize }}`}} crash dump(s) were claimed on {{ $where }} in the last
             10 minutes. The crashed pod has a CrashDumpUploaded Event once the dump is stored;
             list the dumps with `kubectl crashdump ls -A --since 1h{{`{{ with $labels.node }} --node {{ . }}{{ end }}`}}`.
+            This alert's namespace and pod labels are the agent's, which claimed the dump.
           runbook_url: {{ $rb }}#crashdumppodcrashed
       - alert: CrashdumpUploadsFailing
         expr: |-
@@ -187,6 +193,7 @@ groups:
         for: 15m
         labels:
           severity: warning
+          namespace: {{ .Release.Namespace | quote }}
         annotations:
           summary: No crashdump agent is scraped at all.
           description: >-
