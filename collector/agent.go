@@ -310,6 +310,11 @@ func (a *Agent) Ready() bool {
 	return a.storeOK.Load() && a.watch != nil && (a.cfg.Once || a.watch.Watching())
 }
 
+// CheckDirs runs the start-up checks of the dump and state directories
+// (neither inside the other, one filesystem) without starting anything: for
+// `agent --config-check`.
+func (a *Agent) CheckDirs() error { return checkDirs(a.cfg.DumpDir, a.cfg.StateDir) }
+
 // checkDirs refuses layouts that would break the claim or hand pods the
 // agent's journal.
 func checkDirs(dumpDir, stateDir string) error {

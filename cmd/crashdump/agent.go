@@ -280,6 +280,17 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return err
 	}
 	if f.protection.configCheck {
+		if err := agent.CheckDirs(); err != nil {
+			return err
+		}
+		if f.protection.checkStore && deps.Ping != nil {
+			ctx, cancel := context.WithTimeout(parent, time.Minute)
+			defer cancel()
+			if err := deps.Ping(ctx); err != nil {
+				return fmt.Errorf("store %s: %w", f.store, err)
+			}
+			fmt.Printf("store %s reachable\n", f.store)
+		}
 		fmt.Println("configuration OK")
 		if f.protection.routingConfig != "" {
 			fmt.Printf("routing config %s OK\n", f.protection.routingConfig)

@@ -32,6 +32,7 @@ type protectionFlags struct {
 	routingConfig  string
 	credentialsDir string
 	configCheck    bool
+	checkStore     bool
 	budgetInterval time.Duration
 }
 
@@ -48,7 +49,8 @@ func (p *protectionFlags) register(fs *pflag.FlagSet) {
 	fs.Var(&p.maxBandwidth, "max-upload-bandwidth", "bytes per second all uploads of this node together may send (0: no limit)")
 	fs.StringVar(&p.routingConfig, "routing-config", "", "YAML file routing namespaces to their own destinations (buckets, credentials); see docs")
 	fs.StringVar(&p.credentialsDir, "credentials-dir", "/etc/crashdump/credentials", "where the Secrets named by credentialsSecret in --routing-config are mounted")
-	fs.BoolVar(&p.configCheck, "config-check", false, "check the flags and the routing config, print the result, and exit")
+	fs.BoolVar(&p.configCheck, "config-check", false, "check the flags, the routing config and the dump and state directories as the agent does at start-up, print the result, and exit")
+	fs.BoolVar(&p.checkStore, "check-store", false, "with --config-check: also reach every store (one HeadBucket each, with the credentials the agent would use)")
 }
 
 // sizeOrPercent parses a size ("5GiB") or a percentage of the filesystem

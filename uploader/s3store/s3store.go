@@ -687,6 +687,13 @@ func (s *Store) AbortIncomplete(ctx context.Context, key string) error {
 // Ping checks that the bucket is reachable with the configured credentials.
 func (s *Store) Ping(ctx context.Context) error {
 	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.cfg.Bucket)}); err != nil {
+		if isNotFound(err) {
+			where := "on AWS S3"
+			if s.cfg.Endpoint != "" {
+				where = "at " + s.cfg.Endpoint
+			}
+			return fmt.Errorf("bucket %q does not exist %s: create it, or fix the bucket in --store", s.cfg.Bucket, where)
+		}
 		return fmt.Errorf("head bucket %s: %w", s.cfg.Bucket, err)
 	}
 	return nil
