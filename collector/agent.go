@@ -217,9 +217,8 @@ type Agent struct {
 	storeOK atomic.Bool
 	failed  atomic.Int64
 
-	// claimsPaused: the filesystem is under --keep-free (enforceBudget);
-	// new dumps are left where they are until it is not.
-	claimsPaused atomic.Bool
+	// diskPressure: the filesystem is under --keep-free (enforceBudget).
+	diskPressure atomic.Bool
 
 	rejMu    sync.Mutex
 	rejected map[rejectKey]bool

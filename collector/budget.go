@@ -31,7 +31,7 @@ type victim struct {
 
 // enforceBudget keeps what the agent holds on the node within
 // --max-dump-bytes and --max-dump-bytes-per-namespace by evicting dumps,
-// and keeps claiming new dumps only while the filesystem has --keep-free.
+// and reports disk pressure while the filesystem is under --keep-free.
 //
 // Eviction is per tenant (tenantOf: the dump's namespace, else its
 // writer's pod, else the directory it landed in), so that one tenant
@@ -49,8 +49,14 @@ type victim struct {
 // Free space under --keep-free evicts nothing: the pressure comes from
 // files the agent does not hold (its own dumps are bounded by the byte
 // budgets), and deleting tenants' dumps would pay for another's files.
-// Claiming stops instead (pauseClaims), logged and in
-// crashdump_claims_paused, until the free space is back.
+// It is reported instead (reportPressure: logged, crashdump_disk_pressure)
+// and the node copies of dumps already stored are released early. Claiming
+// goes on: a claim is a rename on the same filesystem and takes no space,
+// and uploading a dump and deleting its node copy is what gives the space
+// back. An earlier design paused claims here; on a node that had been 91 %
+// full for reasons of its own (the 15 % default floor is above kubelet's
+// 10 % eviction threshold) the agent then collected nothing, and a dump
+// left unclaimed also lost its writer evidence (exact attribution).
 func (s *scheduler) enforceBudget(now time.Time) {
 	a := s.a
 	cfg := a.cfg
@@ -84,7 +90,8 @@ func (s *scheduler) enforceBudget(now time.Time) {
 		a.m.budgetBytes.Set(float64(maxBytes))
 	}
 	s.maxBytes = maxBytes
-	a.pauseClaims(limitFree && free < need, free, need, usage)
+	pressure := limitFree && free < need
+	a.reportPressure(pressure, free, need, usage)
 
 	used := s.tenantUsage()
 	over := limitBytes && usage > maxBytes
@@ -95,10 +102,12 @@ func (s *scheduler) enforceBudget(now time.Time) {
 	}
 	if !over {
 		s.budgetWarned = false
-		return
+		if !pressure {
+			return
+		}
 	}
 	// Stored dumps whose node copies are only being watched (errLinger)
-	// go first: releasing them loses nothing.
+	// go first, under either pressure: releasing them loses nothing.
 	var stored []*item
 	for _, it := range s.waiting {
 		if it.lingering {
@@ -113,7 +122,10 @@ func (s *scheduler) enforceBudget(now time.Time) {
 		if err := a.stage.Remove(it.entry); err != nil {
 			a.log.Error("remove node copy", "path", it.rec.Path, "id", it.rec.ID, "err", err)
 		}
-		a.log.Info("node copy of a stored dump removed early to keep the disk budget", "path", it.rec.Path, "id", it.rec.ID)
+		a.log.Info("node copy of a stored dump removed early for disk space", "path", it.rec.Path, "id", it.rec.ID)
+	}
+	if !over {
+		return
 	}
 	if len(stored) > 0 {
 		over = limitBytes && usage > maxBytes
@@ -346,23 +358,19 @@ func (it *item) owner() (namespace, pod string) {
 	return "", ""
 }
 
-// pauseClaims starts or ends the pause of claiming for disk pressure
-// (--keep-free), logging each change once. held is what the agent's own
-// dumps use on disk. Safe for concurrent use.
-func (a *Agent) pauseClaims(pause bool, free, need, held int64) {
-	if a.claimsPaused.Swap(pause) == pause {
+// reportPressure starts or ends the report of disk pressure (free space
+// under --keep-free), logging each change once. held is what the agent's
+// own dumps use on disk. Safe for concurrent use.
+func (a *Agent) reportPressure(on bool, free, need, held int64) {
+	if a.diskPressure.Swap(on) == on {
 		return
 	}
-	if pause {
-		a.m.claimsPaused.Set(1)
-		a.log.Warn("disk pressure: not claiming new dumps until free space returns; nothing is evicted for it",
+	if on {
+		a.m.diskPressure.Set(1)
+		a.log.Warn("disk pressure: free space under --keep-free; dumps are still collected and uploaded, which frees their space, and nothing is evicted for it",
 			"free", free, "keep_free", need, "held_by_dumps", held)
 		return
 	}
-	a.m.claimsPaused.Set(0)
-	a.log.Info("free space back above --keep-free: claiming new dumps again", "free", free, "keep_free", need)
-	if a.watch != nil {
-		// The files that arrived meanwhile had their events passed over.
-		a.watch.Rescan()
-	}
+	a.m.diskPressure.Set(0)
+	a.log.Info("free space back above --keep-free", "free", free, "keep_free", need)
 }

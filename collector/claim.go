@@ -204,13 +204,6 @@ func (a *Agent) reject(rel string, info dumpfs.Info, reason string) {
 // claim moves the dump or crash report at rel into staging. It
 // returns nil when there is nothing to collect.
 func (a *Agent) claim(rel string) *item {
-	if a.claimsPaused.Load() {
-		// Under --keep-free: left in place (it uses the same disk there),
-		// claimed by the rescan that follows the pause.
-		a.m.claimsDeferred.Inc()
-		a.log.Debug("claim deferred: disk pressure", "path", rel)
-		return nil
-	}
 	info, err := a.root.Lstat(rel)
 	if err != nil {
 		return nil // claimed already, or gone

@@ -56,10 +56,8 @@ type metrics struct {
 	// while it was read (size, mtime or ctime), by a writer the agent did
 	// not see.
 	changedDuringUpload prometheus.Counter
-	// claimsPaused is 1 while the filesystem is under --keep-free;
-	// claimsDeferred counts the dumps seen meanwhile and left in place.
-	claimsPaused   prometheus.Gauge
-	claimsDeferred prometheus.Counter
+	// diskPressure is 1 while the filesystem is under --keep-free.
+	diskPressure prometheus.Gauge
 	// rejectsUnremembered counts sightings of rejected entries past the
 	// reject memory, by reason (see Agent.reject).
 	rejectsUnremembered *prometheus.CounterVec
@@ -98,13 +96,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "crashdump_rejects_unremembered_total",
 			Help: "Sightings of rejected entries (links, FIFOs…) past the 10,000 the agent remembers one by one, by reason: a rescan sees the same ones again, so this counts sightings, not entries; each directory is logged once.",
 		}, []string{"reason"}),
-		claimsPaused: f.NewGauge(prometheus.GaugeOpts{
-			Name: "crashdump_claims_paused",
-			Help: "1 while free space is under --keep-free: new dumps are left where they are (nothing is evicted for free space) until it is back.",
-		}),
-		claimsDeferred: f.NewCounter(prometheus.CounterOpts{
-			Name: "crashdump_claims_deferred_total",
-			Help: "Dumps seen while claiming was paused for disk pressure (--keep-free), left in place for the rescan after the pause.",
+		diskPressure: f.NewGauge(prometheus.GaugeOpts{
+			Name: "crashdump_disk_pressure",
+			Help: "1 while free space on the dump filesystem is under --keep-free. Nothing is evicted for it; dumps are still collected and uploaded (which frees their space), and node copies of stored dumps are released early.",
 		}),
 		changedDuringUpload: f.NewCounter(prometheus.CounterOpts{
 			Name: "crashdump_uploads_redone_changed_total",

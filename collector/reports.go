@@ -195,13 +195,6 @@ func (s *reportShelf) lateMatch(it *item, reportPath string, r pair.Report, wind
 	return found, basis
 }
 
-// release makes a remembered dump available again after a failed attach.
-func (s *reportShelf) release(d *storedDump) {
-	s.mu.Lock()
-	d.claimed = false
-	s.mu.Unlock()
-}
-
 // dropStored forgets a remembered dump once its late report is attached.
 func (s *reportShelf) dropStored(d *storedDump) {
 	s.mu.Lock()

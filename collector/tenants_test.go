@@ -1,7 +1,9 @@
 package collector_test
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -144,4 +146,66 @@ func (r annotated) Resolve(ctx context.Context, ev collector.Evidence) collector
 		att.Annotations = r.ann
 	}
 	return att
+}
+
+// TestDiskBudgetCountsAllocatedBlocks: the budget charges a dump the disk
+// it uses, not its apparent size. A tenant's sparse file (ns2, `truncate
+// -s`, 4 KiB of data) costs nothing, so with the store down it evicts neither
+// another tenant's real dump (ns1) nor itself; both are stored once the store is
+// back. Charged by st_size, the sparse file was "larger than the budget"
+// and evicted, and beside more dumps it pushed theirs out.
+func TestDiskBudgetCountsAllocatedBlocks(t *testing.T) {
+	e := newEnv(t, true)
+	e.srv.Stop()
+	cfg := e.config()
+	cfg.MaxDumpBytes = 2_500_000
+	cfg.RetryBase = time.Minute
+	cfg.RetryMax = time.Minute
+	stop := e.startWith(cfg, pathResolver{}, nil)
+	for _, d := range []string{"ns1/pod-victim", "ns2/pod-sparse"} {
+		must(t, os.MkdirAll(filepath.Join(e.dumpDir, d), 0o755))
+	}
+	victim := randomData(t, 1_000_000)
+	mustWrite(t, filepath.Join(e.dumpDir, "ns1/pod-victim/victim.dmp"), victim)
+	f, err := os.Create(filepath.Join(e.dumpDir, "ns2/pod-sparse/sparse.dmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(randomData(t, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(256 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "both dumps failed once", func() bool {
+		return metric(t, e.reg, "crashdump_uploads_total", "result", "failure") >= 2
+	})
+	if got := metric(t, e.reg, "crashdump_dumps_dropped_total", "reason", "disk_budget"); got != 0 {
+		t.Fatalf("evicted %v dumps: a sparse file was charged its apparent size", got)
+	}
+	if got := metric(t, e.reg, "crashdump_dump_disk_bytes"); got < 1_000_000 || got > 1_200_000 {
+		t.Errorf("crashdump_dump_disk_bytes %v, want what the two use on disk (~1 MB)", got)
+	}
+	if got := metric(t, e.reg, "crashdump_pending_bytes"); got < 256<<20 {
+		t.Errorf("crashdump_pending_bytes %v, want the apparent sizes (over 256 MiB)", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	e.startWith(e.config(), pathResolver{}, nil)
+	eventually(t, 60*time.Second, "both stored", func() bool { return len(e.dumps()) == 2 })
+	for _, d := range e.dumps() {
+		if d.manifest.File.Name == "victim.dmp" && !bytes.Equal(d.original(t), victim) {
+			t.Errorf("victim.dmp stored with other bytes")
+		}
+		if d.manifest.File.Name == "sparse.dmp" && d.manifest.File.Size != 256<<20 {
+			t.Errorf("sparse.dmp stored as %d bytes", d.manifest.File.Size)
+		}
+	}
 }

@@ -39,7 +39,7 @@ type protectionFlags struct {
 func (p *protectionFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.maxDumpBytes, "max-dump-bytes", "10%", "most the dumps staged and failed on this node may use on disk together, as a size (20GiB) or a percentage of the filesystem; beyond it the tenant (namespace) using the most loses its oldest dumps not being uploaded (0: no limit)")
 	fs.Var(&p.maxPerNS, "max-dump-bytes-per-namespace", "most the dumps of one namespace may use on disk on this node; beyond it that namespace's oldest are evicted (0: no limit; namespace label "+collector.LabelMaxDumpBytes+", a quantity such as 2Gi or 0 for none, overrides)")
-	fs.StringVar(&p.keepFree, "keep-free", "15%", "free space the dump filesystem must keep, as a percentage or a size (5GiB); below it new dumps are left where they are until space returns, and nothing is evicted for it (0: no limit)")
+	fs.StringVar(&p.keepFree, "keep-free", "15%", "free space the dump filesystem should keep, as a percentage or a size (5GiB); below it the agent reports disk pressure (crashdump_disk_pressure) and releases node copies of stored dumps early, keeps collecting and uploading, and evicts nothing for it (0: not watched)")
 	fs.DurationVar(&p.budgetInterval, "budget-check-interval", 10*time.Second, "how often the disk budget and failed-dump retention are checked (also on every new dump)")
 	fs.DurationVar(&p.retryFor, "retry-for", 24*time.Hour, "how long a dump that fails to upload is retried before it is moved to failed/")
 	fs.DurationVar(&p.failedTTL, "failed-ttl", 7*24*time.Hour, "how long dumps are kept in failed/ before they are deleted")

@@ -115,18 +115,18 @@ groups:
             --max-dump-bytes on {{ $where }}. At 100% the agent evicts the oldest dumps, which are
             then lost (CrashdumpDumpsDropped, reason disk_budget).
           runbook_url: {{ $rb }}#crashdumpdiskbudgetnearlyexhausted
-      - alert: CrashdumpClaimsPaused
-        expr: crashdump_claims_paused{ {{- $s -}} } == 1
+      - alert: CrashdumpDiskPressure
+        expr: crashdump_disk_pressure{ {{- $s -}} } == 1
         for: 5m
         labels:
           severity: warning
         annotations:
-          summary: The crashdump agent on {{ $where }} has stopped claiming new dumps for lack of disk.
+          summary: The crashdump agent on {{ $where }} is short of disk (free space under --keep-free).
           description: >-
             Free space on the dump filesystem of {{ $where }} is under --keep-free, from files the
-            agent does not hold: it evicts no dump for it, and leaves new dumps where they were
-            written until the space is back. Find what fills the disk.
-          runbook_url: {{ $rb }}#crashdumpclaimspaused
+            agent does not hold. It evicts no dump for it and keeps collecting and uploading,
+            which frees the dumps' space; the rest of the disk is someone else's. Find what fills it.
+          runbook_url: {{ $rb }}#crashdumpdiskpressure
       - alert: CrashdumpPendingBytesHigh
         expr: |-
           crashdump_pending_bytes{ {{- $s -}} } > {{ $t.pendingBytes | int64 }}
@@ -140,7 +140,7 @@ groups:
           description: >-
             {{`{{ $value | humanize1024 }}`}}B of dumps are waiting for upload on {{ $where }}
             (threshold {{ $t.pendingBytes | int64 }} bytes) and the agent has no --max-dump-bytes
-            budget: they grow until --keep-free stops claims or the node runs out of disk.
+            budget: they grow until the node runs out of disk (--keep-free only reports it).
           runbook_url: {{ $rb }}#crashdumppendingbyteshigh
       - alert: CrashdumpDumpsFailed
         expr: sum by ({{ $by }}) (increase(crashdump_dumps_failed_total{ {{- $s -}} }[1h])) > 0
