@@ -5,6 +5,14 @@
 //	imgtool --binary ./bin/crashdump --name e2e.local/crashdump --tag dev \
 //	        --path /crashdump --entrypoint /crashdump --out crashdump.tar
 //
+// With --platform (repeatable) instead of --binary, it writes one image per
+// binary and an OCI image index of them (`make release` does, for the
+// multi-arch agent image):
+//
+//	imgtool --platform linux/amd64=dist/linux_amd64/crashdump \
+//	        --platform linux/arm64=dist/linux_arm64/crashdump \
+//	        --name ghcr.io/crashdump-io/crashdump:v1.2.3 --path /crashdump --out crashdump-image.oci.tar
+//
 // The layer holds the binary, /etc/passwd and /etc/group (root and
 // nonroot=65532), /tmp and /var/tmp (1777), mount points and any --file and
 // --dir given. Timestamps are fixed, so the same inputs give the same digest.
@@ -44,7 +52,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 func main() {
 	var (
-		binary       = flag.String("binary", "", "static binary to put in the image (required)")
+		binary       = flag.String("binary", "", "static binary to put in the image (required, unless --platform)")
 		inImage      = flag.String("path", "", "path of the binary in the image (default /<binary name>)")
 		ref          = flag.String("name", "", "image name, e.g. e2e.local/crashdump or e2e.local/crashdump:dev (required)")
 		tag          = flag.String("tag", "", "tag (overrides a tag in --name; default latest)")
@@ -58,112 +66,236 @@ func main() {
 		allowDynamic = flag.Bool("allow-dynamic", false, "accept a dynamically linked binary")
 		envs, files  multi
 		dirs, labels multi
+		platforms    multi
 	)
 	flag.Var(&envs, "env", "KEY=VALUE environment entry (repeatable)")
 	flag.Var(&files, "file", "SRC:DST extra file (repeatable)")
 	flag.Var(&dirs, "dir", "DST[:MODE] extra directory, MODE octal (repeatable)")
 	flag.Var(&labels, "label", "KEY=VALUE image label (repeatable)")
+	flag.Var(&platforms, "platform", "linux/ARCH=BINARY (repeatable): write a multi-platform OCI image index, one image per binary, instead of --binary/--arch")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("imgtool: ")
-	if *binary == "" || *ref == "" || *out == "" {
+	if (*binary == "" && len(platforms) == 0) || *ref == "" || *out == "" {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := checkStatic(*binary); err != nil && !*allowDynamic {
-		log.Fatal(err)
+	if *binary != "" && len(platforms) > 0 {
+		log.Fatal("--binary and --platform exclude each other")
 	}
-	if *inImage == "" {
-		*inImage = "/" + filepath.Base(*binary)
+	if len(platforms) > 0 && *format != "oci" {
+		log.Fatalf("--platform writes an OCI image index: --format %q is not supported with it", *format)
+	}
+	if *format != "oci" && *format != "docker" {
+		log.Fatalf("--format %q: oci or docker", *format)
 	}
 	tagRef, err := parseRef(*ref, *tag)
 	if err != nil {
 		log.Fatal(err)
 	}
+	c := imageConfig{
+		inImage: *inImage, entrypoint: *entrypoint, cmd: *cmd, user: *user, workdir: *workdir,
+		format: *format, envs: envs, files: files, dirs: dirs, labels: labels,
+	}
 
-	entries := []entry{{path: *inImage, src: *binary, mode: 0o755}}
-	for _, f := range files {
-		src, dst, ok := strings.Cut(f, ":")
-		if !ok || !path.IsAbs(dst) {
-			log.Fatalf("--file %q: want SRC:/abs/DST", f)
-		}
-		st, err := os.Stat(src)
+	if len(platforms) > 0 {
+		targets, err := parsePlatforms(platforms)
 		if err != nil {
 			log.Fatal(err)
 		}
-		entries = append(entries, entry{path: dst, src: src, mode: st.Mode().Perm()})
-	}
-	for _, d := range dirs {
-		dst, m, _ := strings.Cut(d, ":")
-		mode := int64(0o755)
-		if m != "" {
-			if mode, err = strconv.ParseInt(m, 8, 32); err != nil {
-				log.Fatalf("--dir %q: bad mode", d)
-			}
+		idx, err := buildIndex(targets, c, *allowDynamic)
+		if err != nil {
+			log.Fatal(err)
 		}
-		entries = append(entries, entry{path: dst, dir: true, mode: fs.FileMode(mode)})
+		if err := writeOCIArchive(*out, tagRef, func(p layout.Path, opts ...layout.Option) error {
+			return p.AppendIndex(idx, opts...)
+		}); err != nil {
+			log.Fatal(err)
+		}
+		d, _ := idx.Digest()
+		log.Printf("wrote %s: %s %s (oci index: %s)", *out, tagRef.Name(), d, strings.Join(platforms, " "))
+		return
 	}
-	layerBytes, err := buildLayer(entries)
-	if err != nil {
+
+	if err := checkStatic(*binary); err != nil && !*allowDynamic {
 		log.Fatal(err)
 	}
-	// OCI media types for an OCI archive, Docker's for a docker-archive.
-	manifestType, configType, layerType := types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer
-	if *format == "docker" {
-		manifestType, configType, layerType = types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerBytes)), nil
-	}, tarball.WithMediaType(layerType))
+	img, err := buildImage(*binary, *arch, c)
 	if err != nil {
-		log.Fatal(err)
-	}
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, manifestType), configType)
-	img, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		log.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		log.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.Architecture, cf.OS = *arch, "linux"
-	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
-	ep := []string{*inImage}
-	if *entrypoint != "" {
-		ep = strings.Split(*entrypoint, ",")
-	}
-	cf.Config = v1.Config{
-		Entrypoint: ep,
-		Env:        append([]string{"PATH=/usr/local/bin:/usr/bin:/bin:/"}, envs...),
-		User:       *user,
-		WorkingDir: *workdir,
-		Labels:     map[string]string{},
-	}
-	if *cmd != "" {
-		cf.Config.Cmd = strings.Split(*cmd, ",")
-	}
-	for _, l := range labels {
-		k, v, _ := strings.Cut(l, "=")
-		cf.Config.Labels[k] = v
-	}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		log.Fatal(err)
 	}
 	switch *format {
 	case "docker":
 		err = tarball.WriteToFile(*out, tagRef, img)
 	case "oci":
-		err = writeOCIArchive(*out, tagRef, img)
-	default:
-		log.Fatalf("--format %q: oci or docker", *format)
+		err = writeOCIArchive(*out, tagRef, func(p layout.Path, opts ...layout.Option) error {
+			return p.AppendImage(img, opts...)
+		})
 	}
 	if err != nil {
 		log.Fatal(err)
 	}
 	d, _ := img.Digest()
 	log.Printf("wrote %s: %s %s (%s)", *out, tagRef.Name(), d, *format)
+}
+
+// imageConfig is what every image built in one run shares; only the binary
+// and the architecture differ between the images of an index.
+type imageConfig struct {
+	inImage, entrypoint, cmd, user, workdir, format string
+	envs, files, dirs, labels                       []string
+}
+
+// buildImage builds the single-layer image of binary for linux/arch.
+func buildImage(binary, arch string, c imageConfig) (v1.Image, error) {
+	inImage := c.inImage
+	if inImage == "" {
+		inImage = "/" + filepath.Base(binary)
+	}
+	entries := []entry{{path: inImage, src: binary, mode: 0o755}}
+	for _, f := range c.files {
+		src, dst, ok := strings.Cut(f, ":")
+		if !ok || !path.IsAbs(dst) {
+			return nil, fmt.Errorf("--file %q: want SRC:/abs/DST", f)
+		}
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, entry{path: dst, src: src, mode: st.Mode().Perm()})
+	}
+	for _, d := range c.dirs {
+		dst, m, _ := strings.Cut(d, ":")
+		mode := int64(0o755)
+		if m != "" {
+			var err error
+			if mode, err = strconv.ParseInt(m, 8, 32); err != nil {
+				return nil, fmt.Errorf("--dir %q: bad mode", d)
+			}
+		}
+		entries = append(entries, entry{path: dst, dir: true, mode: fs.FileMode(mode)})
+	}
+	layerBytes, err := buildLayer(entries)
+	if err != nil {
+		return nil, err
+	}
+	// OCI media types for an OCI archive, Docker's for a docker-archive.
+	manifestType, configType, layerType := types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer
+	if c.format == "docker" {
+		manifestType, configType, layerType = types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerBytes)), nil
+	}, tarball.WithMediaType(layerType))
+	if err != nil {
+		return nil, err
+	}
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, manifestType), configType)
+	img, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = arch, "linux"
+	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
+	ep := []string{inImage}
+	if c.entrypoint != "" {
+		ep = strings.Split(c.entrypoint, ",")
+	}
+	cf.Config = v1.Config{
+		Entrypoint: ep,
+		Env:        append([]string{"PATH=/usr/local/bin:/usr/bin:/bin:/"}, c.envs...),
+		User:       c.user,
+		WorkingDir: c.workdir,
+		Labels:     map[string]string{},
+	}
+	if c.cmd != "" {
+		cf.Config.Cmd = strings.Split(c.cmd, ",")
+	}
+	for _, l := range c.labels {
+		k, v, _ := strings.Cut(l, "=")
+		cf.Config.Labels[k] = v
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
+// target is one --platform: the binary of one architecture.
+type target struct {
+	arch, binary string
+}
+
+// parsePlatforms reads linux/ARCH=BINARY values. Only linux: the image has
+// no other kernel to run on, and checkStatic reads ELF.
+func parsePlatforms(vals []string) ([]target, error) {
+	var ts []target
+	seen := map[string]bool{}
+	for _, v := range vals {
+		plat, bin, ok := strings.Cut(v, "=")
+		osName, arch, ok2 := strings.Cut(plat, "/")
+		if !ok || !ok2 || bin == "" || arch == "" {
+			return nil, fmt.Errorf("--platform %q: want linux/ARCH=BINARY", v)
+		}
+		if osName != "linux" {
+			return nil, fmt.Errorf("--platform %q: only linux images are built", v)
+		}
+		if seen[arch] {
+			return nil, fmt.Errorf("--platform %q: linux/%s given twice", v, arch)
+		}
+		seen[arch] = true
+		ts = append(ts, target{arch: arch, binary: bin})
+	}
+	return ts, nil
+}
+
+// elfMachine is the ELF machine of each architecture a binary may be built
+// for: an index whose arm64 entry holds an amd64 binary would only fail on
+// the node, as "exec format error".
+var elfMachine = map[string]elf.Machine{
+	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM,
+	"386": elf.EM_386, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV,
+}
+
+// buildIndex builds one image per target and an OCI image index of them,
+// each entry carrying its platform, as `docker buildx --platform` does.
+func buildIndex(ts []target, c imageConfig, allowDynamic bool) (v1.ImageIndex, error) {
+	var adds []mutate.IndexAddendum
+	for _, t := range ts {
+		if err := checkStatic(t.binary); err != nil && !allowDynamic {
+			return nil, err
+		}
+		if err := checkMachine(t.binary, t.arch); err != nil {
+			return nil, err
+		}
+		img, err := buildImage(t.binary, t.arch, c)
+		if err != nil {
+			return nil, fmt.Errorf("image for linux/%s: %w", t.arch, err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			Platform: &v1.Platform{OS: "linux", Architecture: t.arch},
+		}})
+	}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...), nil
+}
+
+// checkMachine refuses a binary built for another architecture than arch.
+func checkMachine(p, arch string) error {
+	want, ok := elfMachine[arch]
+	if !ok {
+		return fmt.Errorf("%s: unknown architecture %q", p, arch)
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return fmt.Errorf("%s: not an ELF binary: %v", p, err)
+	}
+	defer f.Close()
+	if f.Machine != want {
+		return fmt.Errorf("%s is built for %s, not linux/%s", p, f.Machine, arch)
+	}
+	return nil
 }
 
 func parseRef(ref, tag string) (name.Tag, error) {
@@ -272,8 +404,9 @@ func buildLayer(extra []entry) ([]byte, error) {
 }
 
 // writeOCIArchive writes an OCI image layout as a tar, with the image name in
-// the annotations containerd's importer reads.
-func writeOCIArchive(out string, tag name.Tag, img v1.Image) error {
+// the annotations containerd's importer reads on the one entry add appends
+// to index.json (an image, or an image index for several platforms).
+func writeOCIArchive(out string, tag name.Tag, add func(p layout.Path, opts ...layout.Option) error) error {
 	dir, err := os.MkdirTemp("", "imgtool-oci-")
 	if err != nil {
 		return err
@@ -283,7 +416,7 @@ func writeOCIArchive(out string, tag name.Tag, img v1.Image) error {
 	if err != nil {
 		return err
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
+	if err := add(p, layout.WithAnnotations(map[string]string{
 		"io.containerd.image.name":          tag.Name(),
 		"org.opencontainers.image.ref.name": tag.TagStr(),
 	})); err != nil {
