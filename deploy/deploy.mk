@@ -1,5 +1,8 @@
 # deploy/deploy.mk: shipping crashdump (included by the root Makefile).
 #
+#   make release      everything a release ships, into dist/, without Docker:
+#                     krew archives and manifest, packaged chart, multi-arch
+#                     OCI image archive, SHA256SUMS (deploy/release)
 #   make image        multi-arch image (linux/amd64, linux/arm64) with docker buildx
 #   make image-push   the same, pushed to $(IMAGE):$(IMAGE_TAG)
 #   make manifests    regenerate deploy/manifests/*.yaml and deploy/alerts/crashdump-rules.yaml from the chart
@@ -34,7 +37,10 @@ CHART := deploy/helm/crashdump
 EXTRA_TOOLS += $(BIN)/.helm-$(HELM_VERSION) $(BIN)/.promtool-$(PROMTOOL_VERSION)
 EXTRA_TESTS += deploy-test
 
-.PHONY: image image-push manifests docs deploy-test helm-lint rules-test
+.PHONY: image image-push release manifests docs deploy-test helm-lint rules-test
+
+DIST              := $(CURDIR)/dist
+RELEASE_PLATFORMS ?= linux/amd64,linux/arm64,darwin/amd64,darwin/arm64
 
 $(BIN)/.helm-$(HELM_VERSION):
 	@mkdir -p $(BIN)
@@ -54,6 +60,15 @@ image:
 image-push:
 	docker buildx build --platform $(IMAGE_PLATFORMS) --build-arg VERSION=$(VERSION) \
 	  -t $(IMAGE):$(IMAGE_TAG) --push .
+
+## release: dist/ = krew archives + manifest, chart, OCI image archive, SHA256SUMS (no Docker; docs/install.md).
+# The chart version is VERSION without its v; the chart's appVersion (its
+# default image tag) is IMAGE_TAG, the tag inside the image archive.
+release: $(BIN)/.helm-$(HELM_VERSION)
+	rm -rf $(DIST)
+	$(GO) run ./deploy/release --version '$(VERSION)' --out $(DIST) --helm $(HELM) --go $(GO) \
+	  --platforms $(RELEASE_PLATFORMS) --image-platforms $(IMAGE_PLATFORMS) --image $(IMAGE) --image-tag '$(IMAGE_TAG)'
+	@cd $(DIST) && sha256sum -c --quiet SHA256SUMS && ls -l $(DIST)
 
 ## manifests: plain manifests and the Prometheus rule file, rendered from the chart (commit them).
 manifests: $(BIN)/.helm-$(HELM_VERSION)
