@@ -35,6 +35,7 @@ type clientOptions struct {
 	s3Endpoint     string
 	s3Region       string
 	agentNamespace string
+	release        string
 	verbose        bool
 
 	// kube holds the kubectl connection flags (--kubeconfig, --context,
@@ -57,6 +58,7 @@ func newClientOptions(mode cliMode, cmd *cobra.Command, nsUsage string) *clientO
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "custom S3 endpoint such as MinIO (implies path-style addressing); empty for AWS")
 	fs.StringVar(&o.s3Region, "s3-region", "", "S3 region (default: from the AWS config, else us-east-1)")
 	fs.StringVar(&o.agentNamespace, "agent-namespace", "crashdump", "namespace of the crashdump agent, whose "+clientConfigMap+" ConfigMap names the store")
+	fs.StringVar(&o.release, "release", "", "Helm release of the agent whose client ConfigMap to read, when several share --agent-namespace (default: the only one)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print where the store setting came from and how many requests and manifests were needed")
 	kfs := pflag.NewFlagSet("kube", pflag.ContinueOnError)
 	o.kube.addFlags(kfs)
@@ -132,16 +134,16 @@ func (o *clientOptions) storeSettings(ctx context.Context) (source string, err e
 	if o.changed("store") && o.store != "" {
 		return "--store / " + envName("store"), nil
 	}
-	cm, err := o.readClientConfigMap(ctx)
+	cm, name, err := o.readClientConfigMap(ctx)
 	if err != nil {
 		return "", fmt.Errorf("no store configured: pass --store s3://bucket/prefix (or file:///path), "+
-			"set %s, or install crashdump in the cluster so that ConfigMap %s/%s names it "+
-			"(--agent-namespace, --context); reading that ConfigMap: %w",
-			envName("store"), o.agentNamespace, clientConfigMap, err)
+			"set %s, or install crashdump in the cluster so that ConfigMap %s/%s (or the one of --release) names it "+
+			"(--agent-namespace, --release, --context); reading that ConfigMap: %w",
+			envName("store"), o.agentNamespace, clientConfigMapName(o.release), err)
 	}
 	o.store = cm["store"]
 	if o.store == "" {
-		return "", fmt.Errorf("ConfigMap %s/%s has no %q key: pass --store", o.agentNamespace, clientConfigMap, "store")
+		return "", fmt.Errorf("ConfigMap %s has no %q key: pass --store", name, "store")
 	}
 	if !o.changed("s3-endpoint") {
 		o.s3Endpoint = cm["s3-endpoint"]
@@ -149,7 +151,7 @@ func (o *clientOptions) storeSettings(ctx context.Context) (source string, err e
 	if !o.changed("s3-region") {
 		o.s3Region = cm["s3-region"]
 	}
-	return "ConfigMap " + o.agentNamespace + "/" + clientConfigMap, nil
+	return "ConfigMap " + name, nil
 }
 
 // open resolves the store settings and opens the store as a catalog.

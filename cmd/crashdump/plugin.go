@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/crashdump-io/crashdump/collector/kubeapi"
@@ -26,8 +27,10 @@ const (
 	// `kubectl crashdump ...`; it speaks cobra's __complete protocol.
 	pluginCompleter = "kubectl_complete-crashdump"
 	// clientConfigMap is the ConfigMap, in the agent's namespace, that tells
-	// the CLI where the dumps are. The Helm chart creates it; its data keys
-	// are the flag names: store, s3-endpoint, s3-region.
+	// the CLI where the dumps are: the one of the release crashdump, and the
+	// name read when none carries the chart's label (findClientConfigMap).
+	// The Helm chart creates it; its data keys are the flag names: store,
+	// s3-endpoint, s3-region.
 	clientConfigMap = "crashdump-client"
 	// configMapTimeout bounds the ConfigMap read when no --request-timeout
 	// is given: an unreachable cluster must not hang `ls`.
@@ -57,20 +60,21 @@ func modeFor(argv0 string) cliMode {
 	return cliMode{name: "crashdump"}
 }
 
-// readClientConfigMap reads the data of the crashdump-client ConfigMap in
-// --agent-namespace, with the kubeconfig and context of the kubectl flags.
-func (o *clientOptions) readClientConfigMap(ctx context.Context) (map[string]string, error) {
+// readClientConfigMap reads the client ConfigMap of --agent-namespace
+// (findClientConfigMap), with the kubeconfig and context of the kubectl
+// flags, and returns its data and its namespace/name.
+func (o *clientOptions) readClientConfigMap(ctx context.Context) (map[string]string, string, error) {
 	// Without any kubeconfig client-go would try http://localhost:8080;
 	// say what is missing instead (unless running in a pod, where the
 	// in-cluster configuration applies).
 	loader := o.kube.clientConfig()
 	if raw, err := loader.RawConfig(); err == nil && len(raw.Clusters) == 0 &&
 		o.kube.server() == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
-		return nil, errors.New("no kubeconfig found (KUBECONFIG, ~/.kube/config or --kubeconfig) to reach the cluster")
+		return nil, "", errors.New("no kubeconfig found (KUBECONFIG, ~/.kube/config or --kubeconfig) to reach the cluster")
 	}
 	cfg, err := loader.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
+		return nil, "", fmt.Errorf("kubeconfig: %w", err)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = configMapTimeout
@@ -78,18 +82,99 @@ func (o *clientOptions) readClientConfigMap(ctx context.Context) (map[string]str
 	cfg.UserAgent = "crashdump-cli/" + version
 	client, err := kubeapi.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, "", fmt.Errorf("kubernetes client: %w", err)
 	}
-	cm, err := client.GetConfigMap(ctx, o.agentNamespace, clientConfigMap)
+	cm, err := findClientConfigMap(ctx, client, o.agentNamespace, o.release)
+	if err != nil {
+		return nil, "", fmt.Errorf("on %s: %w", cfg.Host, err)
+	}
+	return cm.Data, cm.Namespace + "/" + cm.Name, nil
+}
+
+// configMapReader is the part of the API client the lookup needs.
+type configMapReader interface {
+	GetConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error)
+	ListConfigMaps(ctx context.Context, namespace string, opts kubeapi.ListOptions) (*corev1.ConfigMapList, error)
+}
+
+const (
+	// clientConfigSelector selects the chart's client ConfigMaps, one per
+	// release; app.kubernetes.io/instance is the release.
+	clientConfigSelector = "app.kubernetes.io/component=client-config,app.kubernetes.io/part-of=crashdump"
+	instanceLabel        = "app.kubernetes.io/instance"
+)
+
+// clientConfigMapName is the name the chart gives the client ConfigMap of
+// release (without name overrides): <fullname>-client, crashdump-client
+// for the release crashdump, and for no release.
+func clientConfigMapName(release string) string {
+	switch {
+	case release == "":
+		return clientConfigMap
+	case strings.Contains(release, "crashdump"):
+		return release + "-client"
+	}
+	return release + "-crashdump-client"
+}
+
+// findClientConfigMap finds the client ConfigMap in namespace ns by its
+// label, which every release's carries; release ("" for any) picks one
+// when several releases share the namespace, and more than one without it
+// is an error that names them. Where none is labelled (a chart from before
+// the label, a ConfigMap made by hand) or listing is not allowed (an SRE
+// granted get on that one ConfigMap), it reads the ConfigMap by name:
+// crashdump-client, or the name the chart gives release's.
+func findClientConfigMap(ctx context.Context, c configMapReader, ns, release string) (*corev1.ConfigMap, error) {
+	var others []string
+	list, err := c.ListConfigMaps(ctx, ns, kubeapi.ListOptions{LabelSelector: clientConfigSelector})
+	switch {
+	case err == nil:
+		var match []*corev1.ConfigMap
+		for i := range list.Items {
+			cm := &list.Items[i]
+			if release == "" || cm.Labels[instanceLabel] == release {
+				match = append(match, cm)
+			} else {
+				others = append(others, describeClientConfigMap(cm))
+			}
+		}
+		if len(match) == 1 {
+			return match[0], nil
+		}
+		if len(match) > 1 {
+			var names []string
+			for _, cm := range match {
+				names = append(names, describeClientConfigMap(cm))
+			}
+			return nil, fmt.Errorf("%d crashdump releases in namespace %s have a client ConfigMap (%s): pass --release NAME to pick one",
+				len(match), ns, strings.Join(names, ", "))
+		}
+	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+		// Read by name below, which may still be allowed, and reports
+		// the error of the request that matters.
+	default:
+		return nil, fmt.Errorf("list ConfigMaps in %s (%s): %w", ns, clientConfigSelector, err)
+	}
+	name := clientConfigMapName(release)
+	cm, err := c.GetConfigMap(ctx, ns, name)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("ConfigMap %s/%s not found on %s: is crashdump installed in namespace %q? (--agent-namespace): %w",
-			o.agentNamespace, clientConfigMap, cfg.Host, o.agentNamespace, err)
+		hint := fmt.Sprintf("is crashdump installed in namespace %q? (--agent-namespace)", ns)
+		if release != "" {
+			hint = fmt.Sprintf("is crashdump installed as release %q in namespace %q? (--release, --agent-namespace)", release, ns)
+		}
+		if len(others) > 0 {
+			hint += "; client ConfigMaps there: " + strings.Join(others, ", ")
+		}
+		return nil, fmt.Errorf("ConfigMap %s/%s not found: %s: %w", ns, name, hint, err)
 	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
-		return nil, fmt.Errorf("not allowed to read ConfigMap %s/%s on %s (the chart's crashdump-client Role grants get on it): %w",
-			o.agentNamespace, clientConfigMap, cfg.Host, err)
+		return nil, fmt.Errorf("not allowed to read ConfigMap %s/%s (get on it, or list ConfigMaps in %s): %w", ns, name, ns, err)
 	case err != nil:
-		return nil, fmt.Errorf("get ConfigMap %s/%s from %s: %w", o.agentNamespace, clientConfigMap, cfg.Host, err)
+		return nil, fmt.Errorf("get ConfigMap %s/%s: %w", ns, name, err)
 	}
-	return cm.Data, nil
+	return cm, nil
+}
+
+func describeClientConfigMap(cm *corev1.ConfigMap) string {
+	return fmt.Sprintf("%s (release %s)", cm.Name, cm.Labels[instanceLabel])
 }

@@ -1,6 +1,7 @@
 // Package kubeapi is the small Kubernetes API server client the agent and
 // the retrieval CLI share: list the pods of a node, read a namespace's
-// labels, read a ConfigMap, create an events.k8s.io/v1 Event. Nothing more.
+// labels, read or list ConfigMaps, create an events.k8s.io/v1 Event.
+// Nothing more.
 //
 // It exists instead of client-go's clientset because importing any typed
 // client links k8s.io/client-go/kubernetes/scheme, which registers every
@@ -158,6 +159,16 @@ func (c *Client) GetConfigMap(ctx context.Context, namespace, name string) (*cor
 		return nil, err
 	}
 	return cm, nil
+}
+
+// ListConfigMaps lists the ConfigMaps of namespace.
+func (c *Client) ListConfigMaps(ctx context.Context, namespace string, opts ListOptions) (*corev1.ConfigMapList, error) {
+	list := &corev1.ConfigMapList{}
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/namespaces/" + url.PathEscape(namespace) + "/configmaps",
+		query: opts.query(), resource: configMapsResource, kind: "ConfigMapList"}, list); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // CreateEvent creates ev in its namespace through events.k8s.io/v1 and

@@ -428,3 +428,26 @@ func TestNewRejectsBadHost(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 }
+
+func TestListConfigMapsLabelSelector(t *testing.T) {
+	a := startAPIServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/api/v1/namespaces/monitoring/configmaps" {
+			writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource")
+			return
+		}
+		writeJSON(w, http.StatusOK, corev1.ConfigMapList{TypeMeta: metav1.TypeMeta{Kind: "ConfigMapList", APIVersion: "v1"},
+			Items: []corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: "dumps-crashdump-client", Namespace: "monitoring"}, Data: map[string]string{"store": "s3://b"}}}})
+	})
+	list, err := newClient(t, a.config()).ListConfigMaps(context.Background(), "monitoring",
+		kubeapi.ListOptions{LabelSelector: "app.kubernetes.io/component=client-config"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || list.Items[0].Name != "dumps-crashdump-client" || list.Items[0].Data["store"] != "s3://b" {
+		t.Fatalf("items = %+v", list.Items)
+	}
+	reqs, _ := a.requests()
+	if len(reqs) != 1 || reqs[0].URL.RawQuery != "labelSelector=app.kubernetes.io%2Fcomponent%3Dclient-config" {
+		t.Fatalf("requests %v", reqs)
+	}
+}

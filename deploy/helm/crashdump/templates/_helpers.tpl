@@ -16,6 +16,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The CLI's ConfigMap: crashdump-client for the release "crashdump". */}}
+{{- define "crashdump.clientConfigMapName" -}}
+{{- printf "%s-client" (include "crashdump.fullname" .) -}}
+{{- end -}}
+
 {{- define "crashdump.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "crashdump.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
