@@ -38,6 +38,9 @@ func (s *Store) List(ctx context.Context, prefix, delimiter string, page func(ob
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		if err != nil {
+			if isNoSuchBucket(err) {
+				return s.missingBucket()
+			}
 			return fmt.Errorf("list s3://%s/%s: %w", s.cfg.Bucket, prefix, err)
 		}
 		objs := make([]uploader.Object, 0, len(out.Contents))
@@ -66,6 +69,10 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, uploader.Ob
 		Key:    aws.String(key),
 	})
 	if err != nil {
+		if isNoSuchBucket(err) {
+			// Not ErrNotExist: the object is not known to be missing.
+			return nil, uploader.Object{}, fmt.Errorf("get %s: %w", s.url(key), s.missingBucket())
+		}
 		if isNotFound(err) {
 			return nil, uploader.Object{}, fmt.Errorf("get %s: %w", s.url(key), uploader.ErrNotExist)
 		}

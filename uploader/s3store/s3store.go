@@ -688,15 +688,33 @@ func (s *Store) AbortIncomplete(ctx context.Context, key string) error {
 func (s *Store) Ping(ctx context.Context) error {
 	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.cfg.Bucket)}); err != nil {
 		if isNotFound(err) {
-			where := "on AWS S3"
-			if s.cfg.Endpoint != "" {
-				where = "at " + s.cfg.Endpoint
-			}
-			return fmt.Errorf("bucket %q does not exist %s: create it, or fix the bucket in --store", s.cfg.Bucket, where)
+			return s.missingBucket()
 		}
 		return fmt.Errorf("head bucket %s: %w", s.cfg.Bucket, err)
 	}
 	return nil
+}
+
+// missingBucket says which bucket is missing where, and what to do: the
+// SDK's own text (a 404 with request and host IDs) names neither.
+func (s *Store) missingBucket() error {
+	where := "on AWS S3"
+	if s.cfg.Endpoint != "" {
+		where = "at " + s.cfg.Endpoint
+	}
+	return fmt.Errorf("bucket %q does not exist %s: create it, or fix the bucket in --store", s.cfg.Bucket, where)
+}
+
+// isNoSuchBucket reports an S3 error that names the bucket as missing.
+// Only responses with a body carry the code: a HEAD's 404 cannot tell a
+// missing bucket from a missing key.
+func isNoSuchBucket(err error) bool {
+	var nb *types.NoSuchBucket
+	if errors.As(err, &nb) {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket"
 }
 
 func isNotFound(err error) bool {

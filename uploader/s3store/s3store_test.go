@@ -146,9 +146,21 @@ func TestHeadMissing(t *testing.T) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
+	// A missing bucket is named, with what to do, by every call that can
+	// tell (Ping, List, Get); Get's is not ErrNotExist (the object is not
+	// known to be missing). Before: the SDK's 404 text, and Get said
+	// "not exist".
 	other := newStore(t, srv, "no-such-bucket", nil)
-	if err := other.Ping(context.Background()); err == nil {
-		t.Fatal("Ping of a missing bucket succeeded")
+	want := `bucket "no-such-bucket" does not exist at ` + srv.Endpoint + `: create it, or fix the bucket in --store`
+	if err := other.Ping(context.Background()); err == nil || err.Error() != want {
+		t.Errorf("Ping of a missing bucket: %v, want %q", err, want)
+	}
+	err = other.List(context.Background(), "", "", func([]uploader.Object, []string) error { return nil })
+	if err == nil || err.Error() != want {
+		t.Errorf("List of a missing bucket: %v, want %q", err, want)
+	}
+	if _, _, err := other.Get(context.Background(), "k"); err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, uploader.ErrNotExist) {
+		t.Errorf("Get from a missing bucket: %v, want %q and not ErrNotExist", err, want)
 	}
 }
 
