@@ -13,9 +13,15 @@
 # Must run as root. Environment (all optional):
 #   E2E_CACHE         reused downloads and builds   (default $HOME/.cache/crashdump-e2e)
 #   E2E_WORK          this run's state and logs     (default /var/tmp/crashdump-e2e)
-#   E2E_AGENT_BINARY  static agent binary (CGO_ENABLED=0) to build the agent image from
+#   E2E_RELEASE_DIR   the release artifacts of `make release` (dist/): the agent image
+#                     is its OCI archive, the chart its packaged chart, the CLI the binary
+#                     of its krew archive, all checked against its SHA256SUMS first
+#                     (`make e2e` sets it; E2E_AGENT_IMAGE then names the archive's image)
+#   E2E_AGENT_BINARY  without E2E_RELEASE_DIR: static agent binary (CGO_ENABLED=0) to
+#                     build the agent image from
 #   E2E_AGENT_IMAGE   name:tag of that image        (default e2e.local/crashdump:e2e)
-#   E2E_CHART         Helm chart of the agent       (default deploy/helm/crashdump if present)
+#   E2E_CHART         Helm chart of the agent       (default: the release's, else
+#                     deploy/helm/crashdump if present)
 #   E2E_RUN           go test -run regexp for the scenarios; E2E_TIMEOUT (default 30m)
 #   E2E_K8S_VERSION   another Kubernetes than the one pinned in kbuild/go.mod
 #   E2E_MINIO_BIN     a MinIO server binary at the pinned version to use instead of building one
@@ -43,6 +49,11 @@ esac
 PAUSE_IMAGE=e2e.local/pause:3.10
 EMULATOR_IMAGE=e2e.local/createdump-emulator:e2e
 AGENT_IMAGE=${E2E_AGENT_IMAGE:-e2e.local/crashdump:e2e}
+if [ -z "${E2E_CHART:-}" ] && [ -n "${E2E_RELEASE_DIR:-}" ]; then
+  charts=("$E2E_RELEASE_DIR"/crashdump-*.tgz)
+  [ ${#charts[@]} = 1 ] && [ -f "${charts[0]}" ] || die "E2E_RELEASE_DIR=$E2E_RELEASE_DIR: want exactly one crashdump-*.tgz chart (make release)"
+  E2E_CHART=${charts[0]}
+fi
 if [ -z "${E2E_CHART:-}" ] && [ -d "$REPO_ROOT/deploy/helm/crashdump" ]; then E2E_CHART=$REPO_ROOT/deploy/helm/crashdump; fi
 RUN_KIND=""
 TEARDOWN=0

@@ -116,8 +116,9 @@ build_e2e_programs() {
     { cat "$W/logs/build-e2e-test.log" >&2; die "building the scenarios failed"; }
 }
 
-# Image tarballs: pause, the createdump emulator and, when a static agent
-# binary is given (E2E_AGENT_BINARY), the agent.
+# Image tarballs: pause, the createdump emulator and the agent: the release's
+# multi-arch OCI archive (E2E_RELEASE_DIR), else one built from a static
+# agent binary (E2E_AGENT_BINARY).
 build_images() {
   local it=$W/bin/imgtool
   mkdir -p "$W/images"
@@ -126,7 +127,9 @@ build_images() {
   "$it" --binary "$W/bin/createdump-emulator" --path /app/crashapp --workdir /app --name "$EMULATOR_IMAGE" \
     --out "$W/images/createdump-emulator.tar" 2>>"$W/logs/images.log" || die "emulator image"
   AGENT_IMAGE_BUILT=""
-  if [ -n "${E2E_AGENT_BINARY:-}" ]; then
+  if [ -n "${E2E_RELEASE_DIR:-}" ]; then
+    use_release
+  elif [ -n "${E2E_AGENT_BINARY:-}" ]; then
     [ -f "$E2E_AGENT_BINARY" ] || die "E2E_AGENT_BINARY=$E2E_AGENT_BINARY does not exist"
     "$it" --binary "$E2E_AGENT_BINARY" --path /crashdump --entrypoint /crashdump --name "$AGENT_IMAGE" \
       --out "$W/images/agent.tar" 2>>"$W/logs/images.log" || die "agent image from $E2E_AGENT_BINARY (must be static: CGO_ENABLED=0)"
@@ -134,4 +137,23 @@ build_images() {
   else
     log "no E2E_AGENT_BINARY: no agent image; scenarios that need the agent will skip"
   fi
+}
+
+# use_release takes the agent from the release artifacts, as a user installs
+# it: every artifact checked against SHA256SUMS; the image is the OCI archive
+# (imported with --all-platforms), the CLI the binary of this machine's krew
+# archive, the chart the packaged one (run.sh).
+use_release() {
+  local d=$E2E_RELEASE_DIR arch
+  [ -f "$d/SHA256SUMS" ] || die "E2E_RELEASE_DIR=$d has no SHA256SUMS (make release)"
+  (cd "$d" && sha256sum -c --quiet SHA256SUMS) >>"$W/logs/images.log" 2>&1 ||
+    { cat "$W/logs/images.log" >&2; die "release artifacts in $d do not match their SHA256SUMS"; }
+  case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) die "no release archive for $(uname -m)" ;; esac
+  rm -rf "$W/bin/release" && mkdir -p "$W/bin/release"
+  tar -xzf "$d/crashdump_linux_$arch.tar.gz" -C "$W/bin/release" || die "unpack crashdump_linux_$arch.tar.gz"
+  E2E_AGENT_BINARY=$W/bin/release/crashdump
+  [ -x "$E2E_AGENT_BINARY" ] || die "crashdump_linux_$arch.tar.gz holds no crashdump binary"
+  cp "$d/crashdump-image.oci.tar" "$W/images/agent.tar"
+  AGENT_IMAGE_BUILT=$AGENT_IMAGE
+  log "agent from the release in $d: image $AGENT_IMAGE, chart $(basename "$E2E_CHART"), CLI $("$E2E_AGENT_BINARY" version | head -1)"
 }
