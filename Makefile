@@ -8,7 +8,8 @@ export PATH := $(BIN):$(PATH)
 
 # Semver: the release tag, else v0.0.0-dev+<commit> (.dirty when the tree is).
 VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty=.dirty 2>/dev/null || echo "v0.0.0-dev+$$(git describe --always --dirty=.dirty 2>/dev/null || echo unknown)")
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # Pinned tool versions. MinIO and mc are AGPL: installed as separate
 # binaries into ./bin, never imported, never in go.mod.

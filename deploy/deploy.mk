@@ -54,11 +54,11 @@ $(BIN)/.promtool-$(PROMTOOL_VERSION):
 
 ## image: the agent image for linux/amd64 and linux/arm64 (needs docker buildx and a running engine).
 image:
-	docker buildx build --platform $(IMAGE_PLATFORMS) --build-arg VERSION=$(VERSION) \
+	docker buildx build --platform $(IMAGE_PLATFORMS) --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
 	  -t $(IMAGE):$(IMAGE_TAG) --output '$(IMAGE_OUTPUT)' .
 
 image-push:
-	docker buildx build --platform $(IMAGE_PLATFORMS) --build-arg VERSION=$(VERSION) \
+	docker buildx build --platform $(IMAGE_PLATFORMS) --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
 	  -t $(IMAGE):$(IMAGE_TAG) --push .
 
 ## release: dist/ = krew archives + manifest, chart, OCI image archive, SHA256SUMS (no Docker; docs/install.md).
@@ -66,7 +66,7 @@ image-push:
 # default image tag) is IMAGE_TAG, the tag inside the image archive.
 release: $(BIN)/.helm-$(HELM_VERSION)
 	rm -rf $(DIST)
-	$(GO) run ./deploy/release --version '$(VERSION)' --out $(DIST) --helm $(HELM) --go $(GO) \
+	$(GO) run ./deploy/release --version '$(VERSION)' --commit '$(COMMIT)' --out $(DIST) --helm $(HELM) --go $(GO) \
 	  --platforms $(RELEASE_PLATFORMS) --image-platforms $(IMAGE_PLATFORMS) --image $(IMAGE) --image-tag '$(IMAGE_TAG)'
 	@cd $(DIST) && sha256sum -c --quiet SHA256SUMS && ls -l $(DIST)
 

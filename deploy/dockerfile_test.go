@@ -136,7 +136,7 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []string{
 		"FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}",
 		"ARG TARGETOS", "ARG TARGETARCH", "GOOS=$TARGETOS GOARCH=$TARGETARCH",
-		"CGO_ENABLED=0", "-trimpath", `-X main.version=${VERSION}`, "./cmd/crashdump",
+		"CGO_ENABLED=0", "-trimpath", `-X main.version=${VERSION}`, `-X main.commit=${COMMIT}`, "./cmd/crashdump",
 		"COPY --from=build /out/crashdump /crashdump",
 		`ENTRYPOINT ["/crashdump"]`, "USER 65532:65532",
 	} {
@@ -145,7 +145,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	// make build's flags, so the image's binary is the same.
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=$(VERSION)"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=$(VERSION)", "-X main.commit=$(COMMIT)"} {
 		if !strings.Contains(string(mk), want) {
 			t.Errorf("Makefile's build no longer has %q: update the Dockerfile to match", want)
 		}

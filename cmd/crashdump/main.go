@@ -10,9 +10,15 @@ import (
 	"os"
 )
 
-// version is stamped at build time: -ldflags "-X main.version=v1.2.3"
-// (make: the tag, else v0.0.0-dev+<commit>).
-var version = "v0.0.0-dev"
+// version and commit are stamped at build time: -ldflags "-X
+// main.version=v1.2.3 -X main.commit=<sha>" (make: the tag, else
+// v0.0.0-dev+<commit>; the full commit). The commit is stamped rather than
+// read from the Go build info because -buildvcs=false (in GOFLAGS on some
+// machines, ours included) or a build without .git (docker) leaves none.
+var (
+	version = "v0.0.0-dev"
+	commit  = ""
+)
 
 func main() { os.Exit(run()) }
 

@@ -105,7 +105,9 @@ type buildInfo struct {
 
 func currentBuild() buildInfo {
 	b := buildInfo{Version: version, Commit: "unknown", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if commit != "" {
+		b.Commit = commit
+	} else if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && s.Value != "" {
 				b.Commit = s.Value

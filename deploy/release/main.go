@@ -33,6 +33,7 @@ func main() {
 	c := config{}
 	var platforms, imagePlatforms string
 	flag.StringVar(&c.version, "version", "", "release version, semver with a leading v (make -s print-version) (required)")
+	flag.StringVar(&c.commit, "commit", "unknown", "commit stamped into the binaries (make: git rev-parse HEAD)")
 	flag.StringVar(&c.out, "out", "dist", "output directory; must not exist or be empty")
 	flag.StringVar(&c.root, "root", ".", "repository root")
 	flag.StringVar(&platforms, "platforms", strings.Join(defaultPlatforms, ","), "comma-separated OS/ARCH of the CLI archives")

@@ -54,6 +54,7 @@ var placeholderSHA = strings.Repeat("0", 64)
 var semver = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
 type config struct {
+	commit         string // stamped as main.commit, like the Makefile's COMMIT
 	version        string
 	out            string
 	root           string
@@ -96,8 +97,10 @@ func archiveURL(version string, p platform) string {
 }
 
 // ldflags are the Makefile's LDFLAGS (the test compares them): stripped,
-// the version stamped.
-func ldflags(version string) string { return "-s -w -X main.version=" + version }
+// the version and commit stamped.
+func ldflags(version, commit string) string {
+	return "-s -w -X main.version=" + version + " -X main.commit=" + commit
+}
 
 // chartVersion is the chart's semver: the release version without its
 // leading v (v1.2.3 -> 1.2.3, v0.0.0-dev+4bd3a49.dirty -> 0.0.0-dev+4bd3a49.dirty).
@@ -206,7 +209,7 @@ func run(c config) error {
 // buildBinary builds cmd/crashdump for p like `make build`: static,
 // -trimpath, the version stamped.
 func (c config) buildBinary(p platform, dst string) error {
-	cmd := exec.Command(c.goCmd, "build", "-trimpath", "-ldflags", ldflags(c.version), "-o", dst, "./cmd/crashdump")
+	cmd := exec.Command(c.goCmd, "build", "-trimpath", "-ldflags", ldflags(c.version, c.commit), "-o", dst, "./cmd/crashdump")
 	cmd.Dir = c.root
 	cmd.Env = append(hostGoEnv(), "CGO_ENABLED=0", "GOOS="+p.os, "GOARCH="+p.arch)
 	return runCmd(cmd)

@@ -29,6 +29,10 @@ const repoRoot = "../.."
 // chart version's + are exercised.
 const testVersion = "v1.2.3-rc.1+test.abc"
 
+// testCommit is stamped like the Makefile's COMMIT: `version` must print
+// it whatever -buildvcs says (GOFLAGS=-buildvcs=false left "commit unknown").
+const testCommit = "0123456789abcdef0123456789abcdef01234567"
+
 func allPlatforms(t *testing.T) []platform {
 	ps, err := parsePlatforms(strings.Join(defaultPlatforms, ","))
 	if err != nil {
@@ -68,7 +72,7 @@ func TestRelease(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "dist")
 	c := config{
-		version: testVersion, out: out, root: repoRoot,
+		version: testVersion, commit: testCommit, out: out, root: repoRoot,
 		platforms:      allPlatforms(t),
 		imagePlatforms: []platform{{"linux", "amd64"}, {"linux", "arm64"}},
 		image:          "example.com/crashdump", helm: helmBin(t), goCmd: goCmd,
@@ -154,7 +158,7 @@ func TestRelease(t *testing.T) {
 				cmd := exec.Command(exe, "version")
 				cmd.Env = []string{"HOME=" + t.TempDir(), "KUBECONFIG=" + filepath.Join(t.TempDir(), "none")}
 				vout, err := cmd.CombinedOutput()
-				if want := "crashdump " + testVersion + " "; err != nil || !strings.HasPrefix(string(vout), want) {
+				if want := "crashdump " + testVersion + " (commit " + testCommit + ","; err != nil || !strings.HasPrefix(string(vout), want) {
 					t.Errorf("crashdump version: %v, %q; want it to start with %q", err, vout, want)
 				}
 			}
@@ -525,7 +529,7 @@ func TestBuildMatchesMakefile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "LDFLAGS := " + ldflags("$(VERSION)") + "\n"; !bytes.Contains(mk, []byte(want)) {
+	if want := "LDFLAGS := " + ldflags("$(VERSION)", "$(COMMIT)") + "\n"; !bytes.Contains(mk, []byte(want)) {
 		t.Errorf("Makefile has no %q: the release would build differently from make build", strings.TrimSpace(want))
 	}
 	dmk, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "deploy.mk"))
