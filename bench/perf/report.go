@@ -360,7 +360,7 @@ func (r *results) markdown() string {
 		}
 	}
 	if len(r.Targets) > 0 {
-		b.WriteString("| target (issue 7) | limit | measured | |\n|---|---|---|---|\n")
+		b.WriteString("| target | limit | measured | |\n|---|---|---|---|\n")
 		for _, t := range r.Targets {
 			mark := "met"
 			if !t.Met {
