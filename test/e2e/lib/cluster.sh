@@ -157,7 +157,13 @@ import_images() {
 apiserver_ready() { kc get --raw /readyz; }
 node_ready() { kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s; }
 default_sa() { kc -n default get serviceaccount default; }
-minio_ready() { curl -sf "http://127.0.0.1:$PORT_MINIO/minio/health/live"; }
+# Ready, and ours: the listener on the port is the MinIO this run started
+# (a server started on the port after the preflight answered the health
+# check and the scenarios, with other credentials, once).
+minio_ready() {
+  curl -sf "http://127.0.0.1:$PORT_MINIO/minio/health/live" &&
+    ss -Htlnp "sport = :$PORT_MINIO" | grep -q "pid=$(cat "$W/run/minio.pid"),"
+}
 healthz_kcm_sched() { curl -sfk "https://127.0.0.1:$PORT_KCM/healthz" && curl -sfk "https://127.0.0.1:$PORT_SCHEDULER/healthz"; }
 
 cluster_up() {
@@ -177,7 +183,7 @@ cluster_up() {
   waitfor "node $NODE_NAME Ready" 180 node_ready || die "node not Ready (see $W/logs/kubelet.log)"
   waitfor "controller-manager and scheduler" 60 healthz_kcm_sched || die "controllers not healthy"
   waitfor "default service account" 60 default_sa || die "no default service account"
-  waitfor "MinIO" 60 minio_ready || die "MinIO not ready (see $W/logs/minio.log)"
+  waitfor "MinIO" 60 minio_ready || die "MinIO not ready, or another process listens on 127.0.0.1:$PORT_MINIO ($(ss -Htlnp "sport = :$PORT_MINIO" | head -1)); see $W/logs/minio.log"
   write_env_file
   log "cluster up: node $NODE_NAME Ready; KUBECONFIG=$ADMIN_KUBECONFIG"
 }
