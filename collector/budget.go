@@ -94,50 +94,45 @@ func (s *scheduler) enforceBudget(now time.Time) {
 	a.reportPressure(pressure, free, need, usage)
 
 	used := s.tenantUsage()
-	over := limitBytes && usage > maxBytes
-	for t, u := range used {
-		if lim := s.nsLimit(t); limitNS && lim > 0 && u > lim {
-			over = true
+	overBudget := func() bool {
+		if limitBytes && usage > maxBytes {
+			return true
+		}
+		for t, u := range used {
+			if lim := s.nsLimit(t); limitNS && lim > 0 && u > lim {
+				return true
+			}
+		}
+		return false
+	}
+	over := overBudget()
+	if over || pressure {
+		// Stored dumps whose node copies are only being watched
+		// (errLinger) go first, under either pressure: releasing them
+		// loses nothing.
+		var stored []*item
+		for _, it := range s.waiting {
+			if it.lingering {
+				stored = append(stored, it)
+			}
+		}
+		for _, it := range stored {
+			heap.Remove(&s.waiting, it.idx)
+			used[it.tenant] -= it.disk
+			usage -= it.disk
+			s.untrack(it)
+			if err := a.stage.Remove(it.entry); err != nil {
+				a.log.Error("remove node copy", "path", it.rec.Path, "id", it.rec.ID, "err", err)
+			}
+			a.log.Info("node copy of a stored dump removed early for disk space", "path", it.rec.Path, "id", it.rec.ID)
+		}
+		if len(stored) > 0 {
+			over = overBudget()
 		}
 	}
 	if !over {
 		s.budgetWarned = false
-		if !pressure {
-			return
-		}
-	}
-	// Stored dumps whose node copies are only being watched (errLinger)
-	// go first, under either pressure: releasing them loses nothing.
-	var stored []*item
-	for _, it := range s.waiting {
-		if it.lingering {
-			stored = append(stored, it)
-		}
-	}
-	for _, it := range stored {
-		heap.Remove(&s.waiting, it.idx)
-		used[it.tenant] -= it.disk
-		usage -= it.disk
-		s.untrack(it)
-		if err := a.stage.Remove(it.entry); err != nil {
-			a.log.Error("remove node copy", "path", it.rec.Path, "id", it.rec.ID, "err", err)
-		}
-		a.log.Info("node copy of a stored dump removed early for disk space", "path", it.rec.Path, "id", it.rec.ID)
-	}
-	if !over {
 		return
-	}
-	if len(stored) > 0 {
-		over = limitBytes && usage > maxBytes
-		for t, u := range used {
-			if lim := s.nsLimit(t); limitNS && lim > 0 && u > lim {
-				over = true
-			}
-		}
-		if !over {
-			s.budgetWarned = false
-			return
-		}
 	}
 	// Only now the dumps are listed: this runs at every claim.
 	vs := s.victims()
