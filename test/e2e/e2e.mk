@@ -1,29 +1,28 @@
 # test/e2e/e2e.mk: the end-to-end targets, included by the root Makefile.
 # They need root (they start containerd and a kubelet); see test/e2e/README.md.
 #
-#   make e2e          build the agent (static) and the release (make release), then
-#                     test/e2e/run.sh: install the agent from the release artifacts, build, bring up
+#   make e2e          make release, then test/e2e/run.sh: install the agent from the
+#                     release artifacts, build, bring up
 #                     a real single-node Kubernetes on 127.0.0.1, run the scenarios, tear down,
 #                     verify the host is clean, print a timing summary
 #   make e2e-up       the same up to a running cluster (debugging); then e2e-test, e2e-status, e2e-down
 #   make e2e-unit     unit tests of the harness's own programs (no root, no cluster)
 
 E2E_RUN_SH := $(CURDIR)/test/e2e/run.sh
-# The agent image is built from the same static binary `make build` produces,
-# and the MinIO server and helm are the ones `make tools` installs (same
-# pinned versions; in CI `make test` has built them already).
-E2E_AGENT_BINARY ?= $(BIN)/crashdump
 # The agent is installed from the release artifacts (make release: image OCI
-# archive, packaged chart, krew archive), as a user would.
-E2E_ENV = E2E_RELEASE_DIR=$(DIST) E2E_AGENT_IMAGE=$(IMAGE):$(IMAGE_TAG) E2E_AGENT_BINARY=$(E2E_AGENT_BINARY) E2E_MINIO_BIN=$(BIN)/minio E2E_MINIO_VERSION=$(MINIO_VERSION) \
+# archive, packaged chart, the CLI from the krew archive), as a user would;
+# the release builds its binaries like `make build`, so no separate build.
+# The MinIO server and helm are the ones `make tools` installs (same pinned
+# versions; in CI `make test` has built them already).
+E2E_ENV = E2E_RELEASE_DIR=$(DIST) E2E_AGENT_IMAGE=$(IMAGE):$(IMAGE_TAG) E2E_MINIO_BIN=$(BIN)/minio E2E_MINIO_VERSION=$(MINIO_VERSION) \
   E2E_HELM_BIN=$(BIN)/helm E2E_HELM_VERSION=$(HELM_VERSION)
 
 .PHONY: e2e e2e-up e2e-test e2e-status e2e-down e2e-clean e2e-unit
 
-e2e: build release $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION)
+e2e: release $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION)
 	$(E2E_ENV) $(E2E_RUN_SH) all
 
-e2e-up: build release $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION)
+e2e-up: release $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION)
 	$(E2E_ENV) $(E2E_RUN_SH) up
 
 e2e-test:
