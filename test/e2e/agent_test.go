@@ -175,6 +175,7 @@ var appNamespaces = map[string]string{
 	"herd":       "", // 20 pods crash into one shared directory during a 1 GiB upload
 	"upgrade":    "",
 	"hostpath":   "privileged", // hostPath + subPathExpr layout: namespaceDirs only
+	"outage":     "",           // pods that crash while MinIO is stopped (the on-call loop)
 }
 
 // breakAttribution: E2E_BREAK_ATTRIBUTION=1 installs the agent with

@@ -13,16 +13,37 @@ E2E_RUN_SH := $(CURDIR)/test/e2e/run.sh
 # archive, packaged chart, the CLI from the krew archive), as a user would;
 # the release builds its binaries like `make build`, so no separate build.
 # The MinIO server and helm are the ones `make tools` installs (same pinned
-# versions; in CI `make test` has built them already).
+# versions; in CI `make test` has built them already); Prometheus and
+# Alertmanager are built here, once.
 E2E_ENV = E2E_RELEASE_DIR=$(DIST) E2E_AGENT_IMAGE=$(IMAGE):$(IMAGE_TAG) E2E_MINIO_BIN=$(BIN)/minio E2E_MINIO_VERSION=$(MINIO_VERSION) \
-  E2E_HELM_BIN=$(BIN)/helm E2E_HELM_VERSION=$(HELM_VERSION)
+  E2E_HELM_BIN=$(BIN)/helm E2E_HELM_VERSION=$(HELM_VERSION) \
+  E2E_PROMETHEUS_BIN=$(BIN)/prometheus E2E_PROMETHEUS_VERSION=$(PROMTOOL_VERSION) \
+  E2E_ALERTMANAGER_BIN=$(BIN)/alertmanager E2E_ALERTMANAGER_VERSION=$(ALERTMANAGER_VERSION)
+
+# The on-call loop (issue 16) runs a real Prometheus, from the same pinned
+# module as promtool, and a real Alertmanager. Both are Apache-2.0 servers,
+# run as processes, never imported. Alertmanager's module leaves out its
+# npm-built web UI, which `go install` needs: lib/build-alertmanager.sh.
+ALERTMANAGER_VERSION := v0.35.0
+E2E_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION) \
+  $(BIN)/.prometheus-$(PROMTOOL_VERSION) $(BIN)/.alertmanager-$(ALERTMANAGER_VERSION)
+
+$(BIN)/.prometheus-$(PROMTOOL_VERSION):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) GOFLAGS=-trimpath $(GO) install -ldflags '-s -w -X github.com/prometheus/common/version.Version=$(PROMTOOL_VERSION:v0.3%=3.%)' \
+	  github.com/prometheus/prometheus/cmd/prometheus@$(PROMTOOL_VERSION)
+	@touch $@
+
+$(BIN)/.alertmanager-$(ALERTMANAGER_VERSION):
+	GO=$(GO) test/e2e/lib/build-alertmanager.sh $(ALERTMANAGER_VERSION) $(BIN)
+	@touch $@
 
 .PHONY: e2e e2e-up e2e-test e2e-status e2e-down e2e-clean e2e-unit
 
-e2e: release $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION)
+e2e: release $(E2E_TOOLS)
 	$(E2E_ENV) $(E2E_RUN_SH) all
 
-e2e-up: release $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.helm-$(HELM_VERSION)
+e2e-up: release $(E2E_TOOLS)
 	$(E2E_ENV) $(E2E_RUN_SH) up
 
 e2e-test:

@@ -9,6 +9,8 @@
 #   test/e2e/run.sh status   what runs, what is mounted, node and pods
 #   test/e2e/run.sh down     tear down and verify the host is clean
 #   test/e2e/run.sh clean    down, then remove the work directory (logs included)
+#   test/e2e/run.sh minio stop|start   stop or restart the running cluster's MinIO (same
+#                            data and credentials): the on-call scenario's store outage
 #
 # Must run as root. Environment (all optional):
 #   E2E_CACHE         reused downloads and builds   (default $HOME/.cache/crashdump-e2e)
@@ -25,6 +27,7 @@
 #   E2E_RUN           go test -run regexp for the scenarios; E2E_TIMEOUT (default 30m)
 #   E2E_K8S_VERSION   another Kubernetes than the one pinned in kbuild/go.mod
 #   E2E_MINIO_BIN     a MinIO server binary at the pinned version to use instead of building one
+#   E2E_PROMETHEUS_BIN, E2E_ALERTMANAGER_BIN  the on-call scenario's servers at the pinned versions (else built once)
 #   E2E_BREAK_ATTRIBUTION=1  install the agent with --pod-source none (attribution.podSource=none):
 #                     shows that the scenarios fail when attribution is broken
 # See test/e2e/README.md for what it touches on the host and how it undoes it.
@@ -39,9 +42,9 @@ set -euo pipefail
 
 CMD=${1:-all}
 case $CMD in
-all | up | test | status | down | clean) ;;
+all | up | test | status | down | clean | minio) ;;
 -h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-*) die "unknown command '$CMD' (all|up|test|status|down|clean)" ;;
+*) die "unknown command '$CMD' (all|up|test|status|down|clean|minio)" ;;
 esac
 [ "$(id -u)" = 0 ] || die "run.sh must run as root: it starts containerd and a kubelet (try: sudo -E $0 $CMD)"
 [ "$(uname -s)" = Linux ] || die "Linux only"
@@ -64,7 +67,9 @@ if [ "$CMD" != all ] && [ "$CMD" != up ] && [ -f "$W/e2e.env" ]; then
   [ -n "$kubectl_dir" ] && PATH="$(dirname "$kubectl_dir"):$PATH"
 fi
 
-if [ "$CMD" != status ]; then
+# status only reads; minio runs inside a scenario, under the lock its
+# run.sh holds.
+if [ "$CMD" != status ] && [ "$CMD" != minio ]; then
   mkdir -p "$(dirname "$W")"
   exec 9>"$W.lock"
   flock -n 9 || die "another run.sh is using $W (lock $W.lock)"
@@ -153,6 +158,8 @@ bring_up() {
   # while apt installs and the preflight runs.
   [ -n "${E2E_HELM_BIN:-}" ] || [ -x "$(tool_dir helm "$HELM_VERSION")/bin/helm" ] || cold=1
   [ -n "${E2E_MINIO_BIN:-}" ] || [ -x "$(tool_dir minio "$MINIO_VERSION")/bin/minio" ] || cold=1
+  [ -n "${E2E_PROMETHEUS_BIN:-}" ] || [ -x "$(tool_dir prometheus "$PROMETHEUS_VERSION")/bin/prometheus" ] || cold=1
+  [ -n "${E2E_ALERTMANAGER_BIN:-}" ] || [ -x "$(tool_dir alertmanager "$ALERTMANAGER_VERSION")/bin/alertmanager" ] || cold=1
   build_kubernetes
   k8s_cached || cold=1
   if [ $cold = 1 ]; then RUN_KIND=cold; else RUN_KIND=warm; fi
@@ -189,9 +196,13 @@ run_scenarios() {
   run_bg - "$E2E_DIR" "$W/bin/e2e.test" "${args[@]}"
 }
 
-trap on_exit EXIT
-trap 'on_signal INT' INT
-trap 'on_signal TERM' TERM
+# minio runs inside a scenario: its exit must not stop the run's background
+# jobs (the scenarios themselves) or tear anything down.
+if [ "$CMD" != minio ]; then
+  trap on_exit EXIT
+  trap 'on_signal INT' INT
+  trap 'on_signal TERM' TERM
+fi
 
 case $CMD in
 all)
@@ -219,6 +230,25 @@ test)
   ;;
 status)
   cluster_status
+  ;;
+minio)
+  [ -f "$W/e2e.env" ] || die "$W/e2e.env missing: no cluster"
+  MINIO_BIN=$(sed -n 's/^E2E_MINIO_SERVER=//p' "$W/e2e.env")
+  case ${2:-} in
+  stop)
+    alive minio || die "MinIO is not running"
+    stop_daemon minio
+    log "MinIO stopped"
+    ;;
+  start)
+    alive minio && die "MinIO is already running"
+    [ -f "$W/logs/minio.log" ] && mv "$W/logs/minio.log" "$W/logs/minio.$(date +%s).log"
+    start_minio
+    waitfor "MinIO" 60 minio_ready || die "MinIO not ready after a restart (see $W/logs/minio.log)"
+    log "MinIO started again"
+    ;;
+  *) die "usage: $0 minio stop|start" ;;
+  esac
   ;;
 down)
   TEARDOWN=1 # the EXIT trap tears down and verifies

@@ -158,7 +158,9 @@ func TestSmokeEmulatorWritesDumpToHostPath(t *testing.T) {
 // attribution scenarios run in parallel (each in its own namespace); the
 // ones that restart or remove the agent run after them, one at a time.
 func TestAgent(t *testing.T) {
-	ensureAgent(t)
+	// Prometheus and Alertmanager watch from the start: the seed's crash
+	// loop pages through them (the on-call loop, issue 16).
+	oc := startOnCall(t, ensureAgent(t))
 	t.Run("attribution", func(t *testing.T) {
 		t.Run("SeedCrashLoopingDeployment", func(t *testing.T) { t.Parallel(); testSeed(t, ensureAgent(t)) })
 		t.Run("TwoPodsSameFileNameSameMoment", func(t *testing.T) { t.Parallel(); testTwoPods(t, ensureAgent(t)) })
@@ -166,6 +168,7 @@ func TestAgent(t *testing.T) {
 		t.Run("PodDeletedRightAfterCrash", func(t *testing.T) { t.Parallel(); testPodDeleted(t, ensureAgent(t)) })
 		t.Run("MetricsShowUploads", func(t *testing.T) { t.Parallel(); testMetrics(t, ensureAgent(t)) })
 	})
+	t.Run("OnCallLoop", func(t *testing.T) { testOnCall(t, ensureAgent(t), oc) })
 	t.Run("TwentyCrashesDuringLargeUpload", func(t *testing.T) { testHerd(t, ensureAgent(t)) })
 	t.Run("AgentPodDeletedDuringLargeUpload", func(t *testing.T) { testAgentPodDeleted(t, ensureAgent(t)) })
 	t.Run("HelmUpgradeAndUninstall", func(t *testing.T) { testHelmUpgradeUninstall(t, ensureAgent(t)) })

@@ -218,6 +218,12 @@ E2E_AGENT_IMAGE=${AGENT_IMAGE_BUILT:-}
 E2E_AGENT_BINARY=${E2E_AGENT_BINARY:-}
 E2E_CHART=${E2E_CHART:-}
 E2E_AGENT_METRICS_PORT=$PORT_AGENT_METRICS
+E2E_PROMETHEUS=$PROMETHEUS_BIN
+E2E_PROMETHEUS_PORT=$PORT_PROMETHEUS
+E2E_ALERTMANAGER=$ALERTMANAGER_BIN
+E2E_ALERTMANAGER_PORT=$PORT_ALERTMANAGER
+E2E_MINIO_CTL=$E2E_DIR/run.sh
+E2E_MINIO_SERVER=$MINIO_BIN
 HELM_CACHE_HOME=$W/helm/cache
 HELM_CONFIG_HOME=$W/helm/config
 HELM_DATA_HOME=$W/helm/data
@@ -313,7 +319,7 @@ cluster_down() {
   restore_sysctls
   # 9. state under $W; logs stay for post-mortems (run.sh clean removes them)
   if [ -z "$(mounts_under_work)" ]; then
-    rm -rf "$W"/{etcd,containerd,kubelet,cni,tmp,images,minio,helm,kubecache,hostdata,pki,config,bin} \
+    rm -rf "$W"/{etcd,containerd,kubelet,cni,tmp,images,minio,helm,kubecache,hostdata,pki,config,bin,oncall} \
       "$W"/*.kubeconfig "$W/e2e.env" "$W"/run/*.creds
   else
     log "teardown: mounts remain under $W, state not removed"

@@ -15,6 +15,9 @@ HELM_MODULE=helm.sh/helm/v3/cmd/helm
 HELM_VERSION=${E2E_HELM_VERSION:-v3.22.0}
 MINIO_MODULE=github.com/minio/minio
 MINIO_VERSION=${E2E_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c} # AGPL: installed as a tool binary only, never imported
+PROMETHEUS_MODULE=github.com/prometheus/prometheus/cmd/prometheus
+PROMETHEUS_VERSION=${E2E_PROMETHEUS_VERSION:-v0.316.0} # Prometheus 3.16.0, the module of the root Makefile's promtool
+ALERTMANAGER_VERSION=${E2E_ALERTMANAGER_VERSION:-v0.35.0}
 APT_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables)
 
 # The node is named after its address: with --hostname-override=127.0.0.1 the
@@ -34,8 +37,10 @@ PORT_KCM=10257
 PORT_SCHEDULER=10259
 PORT_MINIO=${E2E_MINIO_PORT:-19000}
 PORT_AGENT_METRICS=9102 # what the agent chart is expected to bind to 127.0.0.1 with hostNetwork
+PORT_PROMETHEUS=19090   # the on-call scenario's Prometheus and Alertmanager (started by the scenarios)
+PORT_ALERTMANAGER=19093
 HARNESS_PORTS=($PORT_ETCD_CLIENT $PORT_ETCD_PEER $PORT_ETCD_METRICS $PORT_APISERVER $PORT_KUBELET
-  $PORT_KUBELET_HEALTHZ $PORT_KCM $PORT_SCHEDULER $PORT_MINIO $PORT_AGENT_METRICS)
+  $PORT_KUBELET_HEALTHZ $PORT_KCM $PORT_SCHEDULER $PORT_MINIO $PORT_AGENT_METRICS $PORT_PROMETHEUS $PORT_ALERTMANAGER)
 
 # Host paths outside $W that the kubelet / containerd / CNI create on their
 # own (hard-coded in them). The harness records which existed before the run

@@ -3,14 +3,16 @@
 # run.sh after lib/common.sh.
 
 # apt packages: etcd, containerd, runc, CNI plugins (loopback), iptables;
-# plus the small tools the scripts use, only if their command is missing.
+# plus the small tools the scripts use, only if their command is missing;
+# awscli and zstd are the third-party S3 client and decompressor the
+# on-call scenario reads our objects with.
 install_apt() {
   local missing=() p cmd
   for p in "${APT_PACKAGES[@]}"; do
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
   done
   for cmd in openssl:openssl curl:curl ss:iproute2 ip:iproute2 nsenter:util-linux flock:util-linux \
-    findmnt:util-linux setsid:util-linux umount:mount awk:gawk; do
+    findmnt:util-linux setsid:util-linux umount:mount awk:gawk aws:awscli zstd:zstd; do
     command -v "${cmd%%:*}" >/dev/null || missing+=("${cmd#*:}")
   done
   if [ ${#missing[@]} -eq 0 ]; then
@@ -47,9 +49,30 @@ tool_finish() { # tool_finish NAME VERSION: wait for a cold build and move it in
 # E2E_MINIO_BIN, E2E_HELM_BIN: a MinIO server / helm binary built elsewhere
 # at the same pinned version (the root Makefile's `make tools` puts both in
 # ./bin): used as is, which saves a cold run building them again.
+# E2E_PROMETHEUS_BIN, E2E_ALERTMANAGER_BIN: the same for the on-call
+# scenario's servers (make e2e builds both into ./bin).
 start_tools() {
   [ -n "${E2E_HELM_BIN:-}" ] || tool_start helm "$HELM_MODULE" "$HELM_VERSION"
   [ -n "${E2E_MINIO_BIN:-}" ] || tool_start minio "$MINIO_MODULE" "$MINIO_VERSION"
+  [ -n "${E2E_PROMETHEUS_BIN:-}" ] || tool_start prometheus "$PROMETHEUS_MODULE" "$PROMETHEUS_VERSION"
+  if [ -z "${E2E_ALERTMANAGER_BIN:-}" ] && [ ! -x "$(tool_dir alertmanager "$ALERTMANAGER_VERSION")/bin/alertmanager" ]; then
+    local dir; dir=$(tool_dir alertmanager "$ALERTMANAGER_VERSION")
+    log "building alertmanager $ALERTMANAGER_VERSION (once, cached in $dir)"
+    mkdir -p "$dir" && rm -rf "$dir/bin.tmp"
+    start_bg tool-alertmanager "$W/logs/build-alertmanager.log" "$dir" env GO="$GO" "$E2E_DIR/lib/build-alertmanager.sh" "$ALERTMANAGER_VERSION" "$dir/bin.tmp"
+  fi
+}
+# tool_bin VAR NAME VERSION OVERRIDE: set VAR to the binary to use:
+# OVERRIDE, else the cached build (waited for here: a $(...) subshell could
+# not wait for the background build).
+tool_bin() {
+  if [ -n "$4" ]; then
+    [ -x "$4" ] || die "E2E_${2^^}_BIN=$4 is not an executable"
+    printf -v "$1" %s "$4"
+  else
+    tool_finish "$2" "$3"
+    printf -v "$1" %s "$(tool_dir "$2" "$3")/bin/$2"
+  fi
 }
 finish_tools() {
   if [ -n "${E2E_HELM_BIN:-}" ]; then
@@ -66,6 +89,8 @@ finish_tools() {
     tool_finish minio "$MINIO_VERSION"
     MINIO_BIN=$(tool_dir minio "$MINIO_VERSION")/bin/minio
   fi
+  tool_bin PROMETHEUS_BIN prometheus "$PROMETHEUS_VERSION" "${E2E_PROMETHEUS_BIN:-}"
+  tool_bin ALERTMANAGER_BIN alertmanager "$ALERTMANAGER_VERSION" "${E2E_ALERTMANAGER_BIN:-}"
 }
 
 # Kubernetes binaries, built once per (version, go.sum, Go version) into
