@@ -257,7 +257,7 @@ func testPodCrashedAlert(t *testing.T, f *agentFixture, s *onCallStack) {
 		return a.Status == "firing" && a.Labels["alertname"] == "CrashdumpPodCrashed" && a.Labels["namespace"] == ns && seedPods[a.Labels["pod"]]
 	})
 	if err != nil {
-		t.Fatalf("no CrashdumpPodCrashed notification for a seed pod %v of namespace %s within 2m: %v; received:\n%s", keysOf(seedPods), ns, err, s.hook.Summary())
+		t.Fatalf("no CrashdumpPodCrashed notification for a seed pod %v of namespace %s within 2m: %v; received:\n%s", keysOf(seedPods), ns, err, hookSummary(s.hook))
 	}
 	saveArtifact(t, "oncall-webhook-CrashdumpPodCrashed.json", indentJSON(raw))
 	t.Logf("Alertmanager webhook payload of CrashdumpPodCrashed:\n%s", indentJSON(raw))
@@ -383,15 +383,16 @@ func testKubectlPlugin(t *testing.T, f *agentFixture) *manifest {
 // The AWS CLI, not our code, shows the object metadata SPEC §6 promises,
 // and its copy, decompressed by zstd, has the manifest's SHA-256.
 func testAWSCLI(t *testing.T, m *manifest) {
-	for _, c := range []string{"aws", "zstd"} {
-		if _, err := exec.LookPath(c); err != nil {
+	// Debian's packages (run.sh installs them), not whatever is first on PATH.
+	for _, c := range []string{"/usr/bin/aws", "/usr/bin/zstd"} {
+		if _, err := os.Stat(c); err != nil {
 			t.Fatalf("%s not installed: run.sh installs awscli and zstd from apt", c)
 		}
 	}
 	home := t.TempDir()
 	aws := func(args ...string) []byte {
 		t.Helper()
-		cmd := exec.CommandContext(ctxFor(t, 2*time.Minute), "aws", append(args, "--endpoint-url", env.S3Endpoint, "--region", env.S3Region)...)
+		cmd := exec.CommandContext(ctxFor(t, 2*time.Minute), "/usr/bin/aws", append(args, "--endpoint-url", env.S3Endpoint, "--region", env.S3Region)...)
 		cmd.Dir = home
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "AWS_ACCESS_KEY_ID=" + env.S3AccessKey, "AWS_SECRET_ACCESS_KEY=" + env.S3SecretKey,
 			"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent"}
@@ -429,7 +430,7 @@ func testAWSCLI(t *testing.T, m *manifest) {
 	if m.Object.Compression != "zstd" {
 		t.Fatalf("%s: compression %q, the test expects zstd", m.Object.Key, m.Object.Compression)
 	}
-	cmd := exec.CommandContext(ctxFor(t, time.Minute), "zstd", "-q", "-d", "-c", filepath.Join(home, "dump.zst"))
+	cmd := exec.CommandContext(ctxFor(t, time.Minute), "/usr/bin/zstd", "-q", "-d", "-c", filepath.Join(home, "dump.zst"))
 	h := sha256.New()
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = h, &stderr
@@ -469,7 +470,7 @@ func testStoreOutage(t *testing.T, f *agentFixture, s *onCallStack) {
 	deadline := time.Now().Add(4 * time.Minute)
 	for i := 0; len(fired) < 2; i++ {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s of store outage, fired: %v, want CrashdumpUploadsFailing and CrashdumpStoreUnreachable; received:\n%s", time.Since(stopped).Round(time.Second), keysOf(fired), s.hook.Summary())
+			t.Fatalf("after %s of store outage, fired: %v, want CrashdumpUploadsFailing and CrashdumpStoreUnreachable; received:\n%s", time.Since(stopped).Round(time.Second), keysOf(fired), hookSummary(s.hook))
 		}
 		if i < 24 {
 			name := fmt.Sprintf("outage-%02d", i)
@@ -502,7 +503,7 @@ func testStoreOutage(t *testing.T, f *agentFixture, s *onCallStack) {
 			return a.Status == "resolved" && a.Labels["alertname"] == name && !a.EndsAt.Before(back.Add(-5*time.Second))
 		})
 		if err != nil {
-			t.Fatalf("%s not resolved within 4m of MinIO's return: %v; received:\n%s", name, err, s.hook.Summary())
+			t.Fatalf("%s not resolved within 4m of MinIO's return: %v; received:\n%s", name, err, hookSummary(s.hook))
 		}
 		t.Logf("%s resolved %s after MinIO came back", name, time.Since(back).Round(time.Second))
 		saveArtifact(t, "oncall-webhook-"+name+"-resolved.json", indentJSON(raw))
@@ -569,6 +570,20 @@ func testDashboard(t *testing.T, s *onCallStack) {
 			t.Errorf("panel %q returns no series after the scenarios", p)
 		}
 	}
+}
+
+// hookSummary lists every alert the webhook received, for failure messages.
+func hookSummary(w *oncall.Webhook) string {
+	var b strings.Builder
+	for _, r := range w.Received() {
+		for _, a := range r.Payload.Alerts {
+			fmt.Fprintf(&b, "  %s %s %v starts %s ends %s\n", a.Status, a.Labels["alertname"], a.Labels, a.StartsAt.Format(time.TimeOnly), a.EndsAt.Format(time.TimeOnly))
+		}
+	}
+	if b.Len() == 0 {
+		return "  (nothing)\n"
+	}
+	return b.String()
 }
 
 func saveArtifact(t *testing.T, name string, b []byte) {

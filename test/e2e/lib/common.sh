@@ -18,7 +18,10 @@ MINIO_VERSION=${E2E_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c} # AGPL: i
 PROMETHEUS_MODULE=github.com/prometheus/prometheus/cmd/prometheus
 PROMETHEUS_VERSION=${E2E_PROMETHEUS_VERSION:-v0.316.0} # Prometheus 3.16.0, the module of the root Makefile's promtool
 ALERTMANAGER_VERSION=${E2E_ALERTMANAGER_VERSION:-v0.35.0}
-APT_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables)
+# awscli and zstd: the third-party S3 client and decompressor the on-call
+# scenario reads our objects with (Debian's, as /usr/bin/aws: checked by
+# package, since another aws on PATH, a pyenv shim say, is not Debian's).
+APT_PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables awscli zstd)
 
 # The node is named after its address: with --hostname-override=127.0.0.1 the
 # kubelet reports 127.0.0.1 as the node address (see start_kubelet).

@@ -3,16 +3,14 @@
 # run.sh after lib/common.sh.
 
 # apt packages: etcd, containerd, runc, CNI plugins (loopback), iptables;
-# plus the small tools the scripts use, only if their command is missing;
-# awscli and zstd are the third-party S3 client and decompressor the
-# on-call scenario reads our objects with.
+# plus the small tools the scripts use, only if their command is missing.
 install_apt() {
   local missing=() p cmd
   for p in "${APT_PACKAGES[@]}"; do
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
   done
   for cmd in openssl:openssl curl:curl ss:iproute2 ip:iproute2 nsenter:util-linux flock:util-linux \
-    findmnt:util-linux setsid:util-linux umount:mount awk:gawk aws:awscli zstd:zstd; do
+    findmnt:util-linux setsid:util-linux umount:mount awk:gawk; do
     command -v "${cmd%%:*}" >/dev/null || missing+=("${cmd#*:}")
   done
   if [ ${#missing[@]} -eq 0 ]; then
