@@ -61,6 +61,10 @@ type metrics struct {
 	// rejectsUnremembered counts sightings of rejected entries past the
 	// reject memory, by reason (see Agent.reject).
 	rejectsUnremembered *prometheus.CounterVec
+	// lastDump: when each container last left a dump (lastdump.go), set
+	// when the dump is attributed; the one metric naming an app's pod,
+	// bounded to 32 series of at most 1 h.
+	lastDump *lastDumps
 }
 
 // What became of a claimed crash report.
@@ -171,6 +175,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Dumps moved to failed/ after failing to upload for --retry-for.",
 		}),
 	}
+	m.lastDump = newLastDumps(f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "crashdump_last_dump_timestamp_seconds",
+		Help: "Unix time this agent last attributed a dump (any dump it claimed, uploaded or not) of the container dump_namespace/dump_pod/dump_container; all three empty when not attributed, only dump_namespace for a per-namespace directory. Bounded: at most 32 series (a new container deletes the oldest), none older than 1 h (deleted), none kept across a restart.",
+	}, []string{"dump_namespace", "dump_pod", "dump_container"}))
 	m.crashReports = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "crashdump_crash_reports_total",
 		Help: "Claimed .NET crash reports by outcome (attached, attached_late, own_manifest, unproven). A report is attached to a dump only on proof: the same writer process, or its crashed thread in the core.",

@@ -479,6 +479,7 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 		m.Correlation.Method = manifest.MethodNone
 	}
 	a.m.correlations.WithLabelValues(m.Correlation.Method).Inc()
+	a.m.lastDump.set(m.Pod)
 	w := att.Writer
 	if w == nil && len(rec.Writers) > 0 {
 		w = &rec.Writers[0]

@@ -461,8 +461,9 @@ func (s *scheduler) loadFailed() {
 	s.setFailedGauges()
 }
 
-// housekeeping runs periodically: failed dumps past their TTL go, and the
-// disk budget is checked (dumps grow while being written).
+// housekeeping runs periodically: failed dumps past their TTL go, the
+// disk budget is checked (dumps grow while being written), and the
+// crashdump_last_dump_timestamp_seconds series past their hour go.
 func (s *scheduler) housekeeping(now time.Time) {
 	a := s.a
 	kept := s.failed[:0]
@@ -485,6 +486,7 @@ func (s *scheduler) housekeeping(now time.Time) {
 	s.failed = kept
 	s.setFailedGauges()
 	s.enforceBudget(now)
+	a.m.lastDump.expire()
 }
 
 // backoff is the delay before attempt n+1: exponential with full jitter.

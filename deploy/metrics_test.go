@@ -364,11 +364,14 @@ func TestDashboardLayout(t *testing.T) {
 }
 
 // Alertmanager routes on the target labels namespace and pod of the agent
-// pod (one value per agent: bounded). An aggregation that drops them sends
-// the alert to the default route: every by (...) of the rules keeps them,
-// and the promtool tests expect them on every alert but the two that have no
-// agent target (absent: only the release namespace, a static label;
-// kube-state-metrics: the DaemonSet's namespace).
+// pod (one value per agent: bounded); on CrashdumpPodCrashed they are the
+// crashed pod's (bounded by the agent: 32 series of at most 1 h), the
+// agent's moved to agent_namespace and agent_pod. An aggregation that drops
+// them sends the alert to the default route: every by (...) of the rules
+// keeps them, and the promtool tests expect them on every alert but the two
+// that have no agent target (absent: only the release namespace, a static
+// label; kube-state-metrics: the DaemonSet's namespace) and an unattributed
+// dump's CrashdumpPodCrashed (no pod).
 func TestAlertsKeepNamespaceAndPod(t *testing.T) {
 	aggr := `(?:sum|min|max|avg|group|stddev|stdvar|count|count_values|bottomk|topk|quantile|limitk|limit_ratio)`
 	by := regexp.MustCompile(`\b` + aggr + `\s+by\s*\(([^)]*)\)`)
@@ -419,6 +422,14 @@ func TestAlertsKeepNamespaceAndPod(t *testing.T) {
 		for _, a := range tc.AlertRuleTest {
 			for _, e := range a.ExpAlerts {
 				firing[a.Alertname] = true
+				if a.Alertname == "CrashdumpPodCrashed" {
+					// The crashed pod's namespace and pod (none when the dump
+					// is not attributed); the agent pod's as agent_*.
+					if e.ExpLabels["namespace"] == "" || e.ExpLabels["agent_namespace"] == "" || e.ExpLabels["agent_pod"] == "" {
+						t.Errorf("alerts/crashdump-rules_test.yaml: %s expected with labels %v, without namespace, agent_namespace or agent_pod", a.Alertname, e.ExpLabels)
+					}
+					continue
+				}
 				if e.ExpLabels["namespace"] == "" || (!noPod[a.Alertname] && e.ExpLabels["pod"] == "") {
 					t.Errorf("alerts/crashdump-rules_test.yaml: %s expected with labels %v, without namespace or pod", a.Alertname, e.ExpLabels)
 				}

@@ -198,3 +198,58 @@ what the agent would still refuse: over 1<<62 bytes.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+crashdump.durationMs: a PromQL duration (prometheusRule.alerts.*: 30s, 10m,
+1h30m, 500ms; units y, w, d, h, m, s, ms, largest first, each at most once,
+as PromQL takes them) in whole milliseconds. Anything else fails the render,
+naming the value: a bad duration would otherwise reach Prometheus, which
+refuses the whole rule group. "positive" refuses 0 (a range window).
+  include "crashdump.durationMs" (dict "key" "prometheusRule.alerts.CrashdumpPodCrashed.window" "value" "10m" "positive" true)
+*/}}
+{{- define "crashdump.durationMs" -}}
+{{- $s := "" -}}
+{{- if not (kindIs "invalid" .value) -}}{{- $s = toString .value -}}{{- end -}}
+{{- $re := "^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$" -}}
+{{- if or (eq $s "") (not (regexMatch $re $s)) -}}
+{{- fail (printf "%s %q: want a PromQL duration such as 30s, 10m, 1h30m or 500ms (units ms, s, m, h, d, w, y, largest first)" .key $s) -}}
+{{- end -}}
+{{- $ms := 0 -}}
+{{- range $i, $unit := list 31536000000 604800000 86400000 3600000 60000 1000 1 -}}
+{{- $ms = add $ms (mul (regexReplaceAll $re $s (printf "${%d}" (add (mul $i 2) 2))| atoi) $unit) -}}
+{{- end -}}
+{{- if and .positive (eq $ms 0) -}}
+{{- fail (printf "%s %q: a range window must be longer than 0" .key $s) -}}
+{{- end -}}
+{{- $ms -}}
+{{- end -}}
+
+{{/*
+crashdump.durationSeconds: the same duration in seconds, for expressions
+that compare with a number of seconds (600, 1.5).
+*/}}
+{{- define "crashdump.durationSeconds" -}}
+{{- $ms := include "crashdump.durationMs" . | atoi -}}
+{{- if eq (mod $ms 1000) 0 -}}
+{{- div $ms 1000 -}}
+{{- else -}}
+{{- printf "%d.%03d" (div $ms 1000) (mod $ms 1000) | trimSuffix "0" | trimSuffix "0" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+crashdump.durationWords: the same duration in words for alert texts:
+"10 minutes", "1 hour 30 minutes".
+*/}}
+{{- define "crashdump.durationWords" -}}
+{{- $ms := include "crashdump.durationMs" . | atoi -}}
+{{- $words := list -}}
+{{- range list (list 31536000000 "year") (list 604800000 "week") (list 86400000 "day") (list 3600000 "hour") (list 60000 "minute") (list 1000 "second") (list 1 "millisecond") -}}
+{{- $n := div $ms (index . 0) -}}
+{{- if gt $n 0 -}}
+{{- $words = append $words (printf "%d %s%s" $n (index . 1) (ternary "" "s" (eq $n 1))) -}}
+{{- $ms = sub $ms (mul $n (index . 0)) -}}
+{{- end -}}
+{{- end -}}
+{{- if $words }}{{ join " " $words }}{{ else }}0 seconds{{ end -}}
+{{- end -}}

@@ -4,14 +4,27 @@ file deploy/alerts/crashdump-rules.yaml (make manifests renders it with
 prometheusRule.ruleFileOnly=true). Unit tests: deploy/alerts/crashdump-rules_test.yaml
 (promtool test rules, in make test). Runbooks: docs/operations.md.
 
-The agent's metrics carry no label naming an app's pod or namespace
-(unbounded values are not allowed), so every alert is per agent: job,
-instance and node (the ServiceMonitor/PodMonitor add node from the pod's
-node name), and the target labels namespace and pod of the agent pod (one
-per agent, bounded), which Alertmanager routes on: every aggregation keeps
-them ($by). CrashdumpAgentAbsent has no target to take them from: it
-carries the release namespace. CrashdumpAgentNotOnAllNodes has the
-DaemonSet's namespace from kube-state-metrics.
+Every alert but one is per agent: job, instance and node (the
+ServiceMonitor/PodMonitor add node from the pod's node name), and the target
+labels namespace and pod of the agent pod (one per agent, bounded), which
+Alertmanager routes on: every aggregation keeps them ($by).
+CrashdumpAgentAbsent has no target to take them from: it carries the
+release namespace. CrashdumpAgentNotOnAllNodes has the DaemonSet's
+namespace from kube-state-metrics.
+
+CrashdumpPodCrashed is per crashed container: its namespace, pod and
+container are the crashed pod's, from the one agent metric that names it,
+crashdump_last_dump_timestamp_seconds{dump_namespace,dump_pod,dump_container}
+(bounded by the agent: at most 32 series per agent, none older than 1 h; the
+labels are dump_* because the scrape's target labels namespace and pod would
+rename a metric label of that name to exported_*). The agent pod's name
+moves to agent_pod, its namespace to agent_namespace. A dump not attributed
+to a pod has no pod or container label, and the namespace from its
+directory, else the agent's.
+
+for: and the range windows come from prometheusRule.alerts (PromQL
+durations, checked by crashdump.durationMs in _helpers.tpl; an alert whose
+for is absent or 0 has none).
 */ -}}
 {{- define "crashdump.ruleGroups" -}}
 {{- $p := .Values.prometheusRule -}}
@@ -22,64 +35,107 @@ DaemonSet's namespace from kube-state-metrics.
 {{- $t := $p.thresholds -}}
 {{- $by := "job, instance, node, namespace, pod" -}}
 {{- $where := `{{ with $labels.node }}node {{ . }}{{ else }}{{ $labels.instance }}{{ end }}` -}}
+{{- $a := $p.alerts | default dict -}}
+{{- /* $win: each windowed alert's range window as given, $winS in seconds, $winW in words. */ -}}
+{{- $win := dict -}}
+{{- $winS := dict -}}
+{{- $winW := dict -}}
+{{- range list "CrashdumpPodCrashed" "CrashdumpUploadsFailing" "CrashdumpStoreUnreachable" "CrashdumpBacklogGrowing" "CrashdumpDumpsFailed" "CrashdumpDumpsDropped" "CrashdumpPodSourceFailing" -}}
+{{- $d := dict "key" (printf "prometheusRule.alerts.%s.window" .) "value" (dig . "window" nil $a) "positive" true -}}
+{{- $_ := set $winS . (include "crashdump.durationSeconds" $d) -}}
+{{- $_ := set $winW . (include "crashdump.durationWords" $d) -}}
+{{- $_ := set $win . (toString $d.value) -}}
+{{- end -}}
+{{- /* $for: each alert's for: as given (absent when 0), $forW in words. */ -}}
+{{- $for := dict -}}
+{{- $forW := dict -}}
+{{- range $name, $v := $a -}}
+{{- if and (kindIs "map" $v) (hasKey $v "for") (not (kindIs "invalid" (get $v "for"))) -}}
+{{- $d := dict "key" (printf "prometheusRule.alerts.%s.for" $name) "value" (get $v "for") -}}
+{{- if ne (include "crashdump.durationMs" $d) "0" -}}
+{{- $_ := set $for $name (toString $d.value) -}}
+{{- $_ := set $forW $name (include "crashdump.durationWords" $d) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 groups:
   - name: crashdump
     rules:
       - alert: CrashdumpPodCrashed
-        expr: sum by ({{ $by }}) (increase(crashdump_dumps_detected_total{ {{- $s -}} }[10m])) > 0
+        expr: |-
+          min by (job, instance, node, namespace, pod, container, agent_namespace, agent_pod) (
+            label_replace(label_replace(label_replace(label_replace(label_replace(
+              time() - crashdump_last_dump_timestamp_seconds{ {{- $s -}} } < {{ $winS.CrashdumpPodCrashed }},
+            "agent_namespace", "$1", "namespace", "(.*)"),
+            "agent_pod", "$1", "pod", "(.*)"),
+            "namespace", "$1", "dump_namespace", "(.+)"),
+            "pod", "$1", "dump_pod", "(.*)"),
+            "container", "$1", "dump_container", "(.*)")
+          )
+        {{- with $for.CrashdumpPodCrashed }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: info
         annotations:
-          summary: A pod crashed and left a crash dump on {{ $where }}.
+          summary: >-
+            {{`{{ if $labels.pod }}Pod {{ $labels.namespace }}/{{ $labels.pod }}{{ with $labels.container }} (container {{ . }}){{ end }} crashed and left a crash dump on`}} {{ $where }}.{{`{{ else }}A process crashed and left a crash dump on`}} {{ $where }}{{`{{ if ne $labels.namespace $labels.agent_namespace }} in namespace {{ $labels.namespace }}{{ end }}; the dump is not attributed to a pod.{{ end }}`}}
           description: >-
-            {{`{{ $value | humanize }}`}} crash dump(s) were claimed on {{ $where }} in the last
-            10 minutes. The crashed pod has a CrashDumpUploaded Event once the dump is stored;
-            list the dumps with `kubectl crashdump ls -A --since 1h{{`{{ with $labels.node }} --node {{ . }}{{ end }}`}}`.
-            This alert's namespace and pod labels are the agent's, which claimed the dump.
+            {{`{{ if $labels.pod }}The newest dump of this container{{ else }}The newest dump not attributed to a pod{{ end }}`}}
+            was claimed {{`{{ $value | humanizeDuration }}`}} ago by the agent{{`{{ with $labels.agent_pod }} {{ . }}{{ end }}`}} on {{ $where }};
+            the alert lasts {{ $winW.CrashdumpPodCrashed }} after a dump. {{`{{ if $labels.pod }}The pod has a CrashDumpUploaded Event
+            once the dump is stored; list{{ else }}List{{ end }}`}} the dumps with `kubectl crashdump ls
+            {{- `{{ if or $labels.pod (ne $labels.namespace $labels.agent_namespace) }} -n {{ $labels.namespace }}{{ else }} -A{{ end }}{{ with $labels.pod }} --pod {{ . }}{{ end }}` }} --since 1h{{`{{ with $labels.node }} --node {{ . }}{{ end }}`}}`.
           runbook_url: {{ $rb }}#crashdumppodcrashed
       - alert: CrashdumpUploadsFailing
         expr: |-
           (
-            sum by ({{ $by }}) (rate(crashdump_uploads_total{ {{- $sc }}result="failure"}[15m]))
+            sum by ({{ $by }}) (rate(crashdump_uploads_total{ {{- $sc }}result="failure"}[{{ $win.CrashdumpUploadsFailing }}]))
           /
-            sum by ({{ $by }}) (rate(crashdump_uploads_total{ {{- $s -}} }[15m]))
+            sum by ({{ $by }}) (rate(crashdump_uploads_total{ {{- $s -}} }[{{ $win.CrashdumpUploadsFailing }}]))
           ) > {{ $t.uploadFailureRatio }}
-        for: 15m
+        {{- with $for.CrashdumpUploadsFailing }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
           summary: Crash dump uploads are failing on {{ $where }}.
           description: >-
             {{`{{ $value | humanizePercentage }}`}} of the upload attempts on {{ $where }} failed
-            over the last 15 minutes. Dumps stay on the node and are retried with backoff.
+            over the last {{ $winW.CrashdumpUploadsFailing }}. Dumps stay on the node and are retried with backoff.
           runbook_url: {{ $rb }}#crashdumpuploadsfailing
       - alert: CrashdumpStoreUnreachable
         expr: |-
-          sum by ({{ $by }}) (rate(crashdump_store_operations_total{ {{- $sc }}result="error"}[10m])) > 0
+          sum by ({{ $by }}) (rate(crashdump_store_operations_total{ {{- $sc }}result="error"}[{{ $win.CrashdumpStoreUnreachable }}])) > 0
           unless
-          sum by ({{ $by }}) (rate(crashdump_store_operations_total{ {{- $sc }}result=~"success|not_found"}[10m])) > 0
-        for: 10m
+          sum by ({{ $by }}) (rate(crashdump_store_operations_total{ {{- $sc }}result=~"success|not_found"}[{{ $win.CrashdumpStoreUnreachable }}])) > 0
+        {{- with $for.CrashdumpStoreUnreachable }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: critical
         annotations:
           summary: The agent on {{ $where }} cannot reach the object store.
           description: >-
-            Every store operation of the agent on {{ $where }} failed for 10 minutes: no dump
+            Every store operation of the agent on {{ $where }} failed for {{ $winW.CrashdumpStoreUnreachable }}: no dump
             leaves this node. Check the store URL, the endpoint, the credentials and the network.
           runbook_url: {{ $rb }}#crashdumpstoreunreachable
       - alert: CrashdumpBacklogGrowing
         expr: |-
           crashdump_pending_dumps{ {{- $s -}} } >= {{ $t.backlogDumps }}
           and
-          delta(crashdump_pending_dumps{ {{- $s -}} }[1h]) > 0
-        for: 30m
+          delta(crashdump_pending_dumps{ {{- $s -}} }[{{ $win.CrashdumpBacklogGrowing }}]) > 0
+        {{- with $for.CrashdumpBacklogGrowing }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
           summary: The crash dump backlog on {{ $where }} keeps growing.
           description: >-
             {{`{{ $value }}`}} dumps are waiting on {{ $where }} and the backlog grew over the last
-            hour: dumps arrive faster than they are uploaded.
+            {{ regexReplaceAll "^1 ([a-z]+)$" $winW.CrashdumpBacklogGrowing "${1}" }}: dumps arrive faster than they are uploaded.
           runbook_url: {{ $rb }}#crashdumpbackloggrowing
       - alert: CrashdumpDumpsStuck
         expr: |-
@@ -88,7 +144,9 @@ groups:
           (time() - crashdump_last_upload_timestamp_seconds{ {{- $s -}} }) > {{ $t.stuckForSeconds }}
           and on (job, instance)
           (time() - process_start_time_seconds{ {{- $s -}} }) > {{ $t.stuckForSeconds }}
-        for: 15m
+        {{- with $for.CrashdumpDumpsStuck }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
@@ -105,7 +163,9 @@ groups:
           /
             (crashdump_disk_budget_bytes{ {{- $s -}} } > 0)
           ) > {{ $t.diskBudgetRatio }}
-        for: 10m
+        {{- with $for.CrashdumpDiskBudgetNearlyExhausted }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
@@ -117,7 +177,9 @@ groups:
           runbook_url: {{ $rb }}#crashdumpdiskbudgetnearlyexhausted
       - alert: CrashdumpDiskPressure
         expr: crashdump_disk_pressure{ {{- $s -}} } == 1
-        for: 5m
+        {{- with $for.CrashdumpDiskPressure }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
@@ -132,7 +194,9 @@ groups:
           crashdump_pending_bytes{ {{- $s -}} } > {{ $t.pendingBytes | int64 }}
           unless on (job, instance)
           crashdump_disk_budget_bytes{ {{- $s -}} } > 0
-        for: 10m
+        {{- with $for.CrashdumpPendingBytesHigh }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
@@ -143,7 +207,10 @@ groups:
             budget: they grow until the node runs out of disk (--keep-free only reports it).
           runbook_url: {{ $rb }}#crashdumppendingbyteshigh
       - alert: CrashdumpDumpsFailed
-        expr: sum by ({{ $by }}) (increase(crashdump_dumps_failed_total{ {{- $s -}} }[1h])) > 0
+        expr: sum by ({{ $by }}) (increase(crashdump_dumps_failed_total{ {{- $s -}} }[{{ $win.CrashdumpDumpsFailed }}])) > 0
+        {{- with $for.CrashdumpDumpsFailed }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
@@ -154,43 +221,52 @@ groups:
             they stay for --failed-ttl (default 7 days) unless the disk budget needs the space.
           runbook_url: {{ $rb }}#crashdumpdumpsfailed
       - alert: CrashdumpDumpsDropped
-        expr: sum by ({{ $by }}, reason) (increase(crashdump_dumps_dropped_total{ {{- $sc }}reason!~"empty|not_selected|rate_limited"}[30m])) > 0
+        expr: sum by ({{ $by }}, reason) (increase(crashdump_dumps_dropped_total{ {{- $sc }}reason!~"empty|not_selected|rate_limited"}[{{ $win.CrashdumpDumpsDropped }}])) > 0
+        {{- with $for.CrashdumpDumpsDropped }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
           summary: The agent on {{ $where }} left out or removed dumps ({{`{{ $labels.reason }}`}}).
           description: >-
             {{`{{ $value | humanize }}`}} dump(s) or directory entries were not uploaded on {{ $where }}
-            in the last 30 minutes, reason {{`{{ $labels.reason }}`}}.
+            in the last {{ $winW.CrashdumpDumpsDropped }}, reason {{`{{ $labels.reason }}`}}.
           runbook_url: {{ $rb }}#crashdumpdumpsdropped
       - alert: CrashdumpPodSourceFailing
         expr: |-
-          sum by ({{ $by }}) (increase(crashdump_pod_source_requests_total{ {{- $sc }}result="failure"}[15m])) > 0
+          sum by ({{ $by }}) (increase(crashdump_pod_source_requests_total{ {{- $sc }}result="failure"}[{{ $win.CrashdumpPodSourceFailing }}])) > 0
           unless
-          sum by ({{ $by }}) (increase(crashdump_pod_source_requests_total{ {{- $sc }}result="success"}[15m])) > 0
-        for: 15m
+          sum by ({{ $by }}) (increase(crashdump_pod_source_requests_total{ {{- $sc }}result="success"}[{{ $win.CrashdumpPodSourceFailing }}])) > 0
+        {{- with $for.CrashdumpPodSourceFailing }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
           summary: The agent on {{ $where }} cannot list its node's pods.
           description: >-
-            Every pod list request of the agent on {{ $where }} failed for 15 minutes. Dumps are
+            Every pod list request of the agent on {{ $where }} failed for {{ $winW.CrashdumpPodSourceFailing }}. Dumps are
             still uploaded, but attributed by their directory only, or not at all.
           runbook_url: {{ $rb }}#crashdumppodsourcefailing
       - alert: CrashdumpAgentDown
         expr: up{ {{- $s -}} } == 0
-        for: 10m
+        {{- with $for.CrashdumpAgentDown }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
           summary: The crashdump agent on {{ $where }} is down.
           description: >-
-            Prometheus could not scrape the agent on {{ $where }} for 10 minutes. Dumps written
+            Prometheus could not scrape the agent on {{ $where }}{{ with $forW.CrashdumpAgentDown }} for {{ . }}{{ end }}. Dumps written
             there wait on the node's disk until it is back.
           runbook_url: {{ $rb }}#crashdumpagentdown
       - alert: CrashdumpAgentAbsent
         expr: absent(up{ {{- $s -}} })
-        for: 15m
+        {{- with $for.CrashdumpAgentAbsent }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
           namespace: {{ .Release.Namespace | quote }}
@@ -206,13 +282,15 @@ groups:
           -
           kube_daemonset_status_number_available{daemonset="{{ include "crashdump.fullname" . }}", namespace="{{ .Release.Namespace }}"}
           > 0
-        for: 30m
+        {{- with $for.CrashdumpAgentNotOnAllNodes }}
+        for: {{ . }}
+        {{- end }}
         labels:
           severity: warning
         annotations:
           summary: The crashdump agent is not available on every node.
           description: >-
-            {{`{{ $value }}`}} node(s) have no available crashdump agent for 30 minutes (from
+            {{`{{ $value }}`}} node(s) have no available crashdump agent{{ with $forW.CrashdumpAgentNotOnAllNodes }} for {{ . }}{{ end }} (from
             kube-state-metrics); dumps on those nodes are not collected.
           runbook_url: {{ $rb }}#crashdumpagentnotonallnodes
       {{- with $p.additionalRules }}
