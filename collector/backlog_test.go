@@ -70,3 +70,37 @@ func TestBacklogParked(t *testing.T) {
 		t.Error("pending gauges not back to 0")
 	}
 }
+
+// TestRetriesWakeWhenStoreReturns: dumps that failed while the store was
+// down wait out a backoff of up to --retry-max; the first upload that
+// succeeds once it is back makes them all due, so the backlog drains now
+// and not up to --retry-max later. The backoff here is 10 minutes: without
+// the wake-up the test times out.
+func TestRetriesWakeWhenStoreReturns(t *testing.T) {
+	const waiting = 3
+	e := newEnv(t, true)
+	cfg := e.config()
+	cfg.RetryBase, cfg.RetryMax = 10*time.Minute, 10*time.Minute
+	e.start(cfg)
+	e.srv.Stop()
+	for i := range waiting {
+		mustWrite(t, filepath.Join(e.dumpDir, "ns", "pod", fmt.Sprintf("core.%d", i)), []byte("outage"))
+	}
+	eventually(t, 60*time.Second, "each dump of the outage tried once and failed", func() bool {
+		return metric(t, e.reg, "crashdump_uploads_total", "result", "failure") >= waiting
+	})
+	if err := e.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// A new crash: its first attempt succeeds and wakes the others.
+	mustWrite(t, filepath.Join(e.dumpDir, "ns", "pod", "core.new"), []byte("after"))
+	eventually(t, 60*time.Second, "the outage's dumps stored right after the store came back", func() bool {
+		return len(e.dumps()) == waiting+1 && len(e.staged()) == 0
+	})
+	if !strings.Contains(e.logs.String(), `"msg":"upload succeeded after failures: retrying the waiting dumps now","dumps":3`) {
+		t.Errorf("no log line for the wake-up of the 3 waiting dumps:\n%s", e.logs.String())
+	}
+	if got := metric(t, e.reg, "crashdump_uploads_total", "result", "failure"); got != waiting {
+		t.Errorf("%v failed attempts, want %d: each dump failed once, then the wake-up stored it", got, waiting)
+	}
+}

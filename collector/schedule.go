@@ -133,6 +133,9 @@ type scheduler struct {
 	// usage is what each tenant's dumps use on disk (pending, parked and
 	// failed), kept as they change: the budget reads it at every claim.
 	usage map[string]int64
+	// retrying: an upload failed since the last one that succeeded; the
+	// next success wakes the dumps waiting out their backoff (wakeRetries).
+	retrying bool
 }
 
 func newScheduler(a *Agent) *scheduler {
@@ -357,6 +360,12 @@ func (s *scheduler) result(r result) {
 		it.tenant = t
 	}
 	s.noteNamespaceBudget(it.rec.Plan)
+	// Stored (done, or stored with its node copy watched a little longer):
+	// after failures, the store is back.
+	if s.retrying && (r.done || errors.Is(r.err, errLinger)) {
+		s.retrying = false
+		s.wakeRetries(time.Now())
+	}
 	switch {
 	case r.done:
 		s.untrack(it)
@@ -376,10 +385,40 @@ func (s *scheduler) result(r result) {
 		s.fail(it, r.err)
 	case it.rec.Kind != kindReport:
 		// Its record is saved: until the next attempt it costs 64 bytes.
+		s.retrying = true
 		s.park(it, time.Now().Add(a.backoff(it.rec.Attempts)), true)
 	default:
+		s.retrying = true
 		it.due = time.Now().Add(a.backoff(it.rec.Attempts))
 		heap.Push(&s.waiting, it)
+	}
+}
+
+// wakeRetries makes every dump waiting out a backoff due now: an upload
+// just succeeded after failures, so the store is most likely back. Without
+// it the backlog of an outage drained at the pace of each dump's own
+// backoff, up to --retry-max (5 min) after the store returned; the oldest
+// dumps, with the longest backoffs, came last. The workers and
+// MaxResident still pace the uploads. O(parked) once per recovery, not per
+// success.
+func (s *scheduler) wakeRetries(now time.Time) {
+	n := 0
+	for i := range s.parked {
+		if p := &s.parked[i]; !p.dead && p.due > now.UnixNano() {
+			p.due = now.UnixNano()
+			n++
+		}
+	}
+	heap.Init(&s.parked)
+	for _, it := range s.waiting {
+		if it.settled && !it.lingering && it.due.After(now) { // not a stored dump's watch
+			it.due = now
+			n++
+		}
+	}
+	heap.Init(&s.waiting)
+	if n > 0 {
+		s.a.log.Info("upload succeeded after failures: retrying the waiting dumps now", "dumps", n)
 	}
 }
 

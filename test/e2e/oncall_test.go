@@ -45,8 +45,8 @@ var onCallValues = map[string]any{
 	"prometheusRule": map[string]any{
 		"enabled": true,
 		"alerts": map[string]any{
-			"CrashdumpUploadsFailing":   map[string]any{"for": "10s", "window": "1m"},
-			"CrashdumpStoreUnreachable": map[string]any{"for": "10s", "window": "1m"},
+			"CrashdumpUploadsFailing":   map[string]any{"for": "5s", "window": "30s"},
+			"CrashdumpStoreUnreachable": map[string]any{"for": "5s", "window": "30s"},
 		},
 	},
 }
@@ -306,7 +306,18 @@ func testKubectlPlugin(t *testing.T, f *agentFixture) *manifest {
 	app := appPod{name: "oncall-get", namespace: ns, dumpName: "/dumps/coredump.%p.dmp"}
 	p := app.create(t)
 	p = waitPod(t, ns, p.Name, 2*time.Minute, "terminated", podTerminated)
-	m := f.waitDumps(t, ns, map[string]int{p.Name: 1}, 2*time.Minute)[p.Name][0]
+	// The seed's pods crashed in this namespace's directory too.
+	want := map[string]int{p.Name: 1}
+	ms, err := f.manifests(ctxFor(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Pod != nil && m.Pod.Namespace == ns && m.Pod.Name != p.Name {
+			want[m.Pod.Name] = 0
+		}
+	}
+	m := f.waitDumps(t, ns, want, 2*time.Minute)[p.Name][0]
 	logs, err := client.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: "app"}).Do(ctxFor(t, 30*time.Second)).Raw()
 	if err != nil {
 		t.Fatalf("logs of %s/%s: %v", ns, p.Name, err)
@@ -482,11 +493,11 @@ func testStoreOutage(t *testing.T, f *agentFixture, s *onCallStack) {
 			if fired[name] {
 				continue
 			}
-			if _, raw, err := s.hook.Wait(ctx, func(a oncall.Alert) bool {
+			if a, raw, err := s.hook.Wait(ctx, func(a oncall.Alert) bool {
 				return a.Status == "firing" && a.Labels["alertname"] == name && a.StartsAt.After(stopped.Add(-time.Minute))
 			}); err == nil {
 				fired[name] = true
-				t.Logf("%s fired %s after MinIO stopped", name, time.Since(stopped).Round(time.Second))
+				t.Logf("%s fired %s after MinIO stopped (starts %s)", name, time.Since(stopped).Round(time.Second), a.StartsAt.Format(time.TimeOnly))
 				saveArtifact(t, "oncall-webhook-"+name+"-firing.json", indentJSON(raw))
 			}
 		}
@@ -499,13 +510,13 @@ func testStoreOutage(t *testing.T, f *agentFixture, s *onCallStack) {
 	t.Logf("MinIO back after %s; %d pods crashed during the outage", back.Sub(stopped).Round(time.Second), len(want))
 	ctx := ctxFor(t, 4*time.Minute)
 	for _, name := range []string{"CrashdumpUploadsFailing", "CrashdumpStoreUnreachable"} {
-		_, raw, err := s.hook.Wait(ctx, func(a oncall.Alert) bool {
+		a, raw, err := s.hook.Wait(ctx, func(a oncall.Alert) bool {
 			return a.Status == "resolved" && a.Labels["alertname"] == name && !a.EndsAt.Before(back.Add(-5*time.Second))
 		})
 		if err != nil {
 			t.Fatalf("%s not resolved within 4m of MinIO's return: %v; received:\n%s", name, err, hookSummary(s.hook))
 		}
-		t.Logf("%s resolved %s after MinIO came back", name, time.Since(back).Round(time.Second))
+		t.Logf("%s resolved %s after MinIO came back (ends %s)", name, a.EndsAt.Sub(back).Round(time.Second), a.EndsAt.Format(time.TimeOnly))
 		saveArtifact(t, "oncall-webhook-"+name+"-resolved.json", indentJSON(raw))
 	}
 	got := f.waitDumps(t, ns, want, 4*time.Minute)
