@@ -244,9 +244,13 @@ func testPodCrashedAlert(t *testing.T, f *agentFixture, s *onCallStack) {
 		t.Fatal(err)
 	}
 	seedPods := map[string]bool{}
+	var first time.Time
 	for _, m := range ms {
 		if m.Pod != nil && m.Pod.Namespace == ns {
 			seedPods[m.Pod.Name] = true
+			if first.IsZero() || m.CollectedAt.Before(first) {
+				first = m.CollectedAt
+			}
 		}
 	}
 	if len(seedPods) == 0 {
@@ -260,6 +264,7 @@ func testPodCrashedAlert(t *testing.T, f *agentFixture, s *onCallStack) {
 		t.Fatalf("no CrashdumpPodCrashed notification for a seed pod %v of namespace %s within 2m: %v; received:\n%s", keysOf(seedPods), ns, err, hookSummary(s.hook))
 	}
 	saveArtifact(t, "oncall-webhook-CrashdumpPodCrashed.json", indentJSON(raw))
+	t.Logf("CrashdumpPodCrashed fired %s after the seed's first dump was collected (%s)", a.StartsAt.Sub(first).Round(time.Second), first.Format(time.TimeOnly))
 	t.Logf("Alertmanager webhook payload of CrashdumpPodCrashed:\n%s", indentJSON(raw))
 	if a.Labels["container"] != "app" || a.Labels["node"] != env.NodeName || a.Labels["severity"] != "info" {
 		t.Errorf("CrashdumpPodCrashed labels %v: want container app, node %s, severity info", a.Labels, env.NodeName)
@@ -355,7 +360,7 @@ func testKubectlPlugin(t *testing.T, f *agentFixture) *manifest {
 	ls := run("crashdump", "ls", "-n", ns)
 	saveArtifact(t, "oncall-kubectl-crashdump-ls.txt", []byte(ls))
 	t.Logf("kubectl crashdump ls -n %s:\n%s", ns, ls)
-	if !strings.Contains(ls, m.ID) || !strings.Contains(ls, p.Name) {
+	if !strings.Contains(ls, m.ID[:8]) || !strings.Contains(ls, p.Name) { // the table shows short IDs
 		t.Errorf("kubectl crashdump ls -n %s does not list %s of pod %s", ns, m.ID, p.Name)
 	}
 	seedListed := false
