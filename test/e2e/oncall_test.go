@@ -117,9 +117,9 @@ func startOnCall(t *testing.T, f *agentFixture) *onCallStack {
 	promFile := write("prometheus.yml", pc)
 
 	s.start(t, "alertmanager", os.Getenv("E2E_ALERTMANAGER"), "--config.file="+amConf, "--storage.path="+filepath.Join(data, "alertmanager"),
-		"--web.listen-address=127.0.0.1:"+amPort, "--cluster.listen-address=", "--log.level=info")
+		"--web.listen-address=127.0.0.1:"+amPort, "--web.external-url=http://127.0.0.1:"+amPort, "--cluster.listen-address=", "--log.level=info")
 	s.start(t, "prometheus", os.Getenv("E2E_PROMETHEUS"), "--config.file="+promFile, "--storage.tsdb.path="+filepath.Join(data, "prometheus"),
-		"--web.listen-address=127.0.0.1:"+promPort, "--log.level=info")
+		"--web.listen-address=127.0.0.1:"+promPort, "--web.external-url=http://127.0.0.1:"+promPort, "--log.level=info")
 	s.prom = &oncall.Prometheus{URL: "http://127.0.0.1:" + promPort, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	for _, u := range []string{"http://127.0.0.1:" + amPort + "/-/ready", s.prom.URL + "/-/ready"} {
 		waitHTTP(t, u, time.Minute)
