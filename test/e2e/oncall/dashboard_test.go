@@ -57,14 +57,8 @@ func TestDashboardQueries(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			qs, err := DashboardQueries(tc.dash, tc.vars)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.err)
-				}
+			if !checkErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			var got []string
 			for _, q := range qs {
@@ -83,14 +77,7 @@ func TestDashboardQueries(t *testing.T) {
 // TestDashboardQueriesChart substitutes every query of the repository's
 // dashboard with the dashboard's own defaults (All).
 func TestDashboardQueriesChart(t *testing.T) {
-	js, err := os.ReadFile(dashboardFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs, err := DashboardQueries(js, map[string]string{"__rate_interval": "1m"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	qs := repoDashboardQueries(t)
 	if len(qs) < 30 {
 		t.Errorf("only %d queries", len(qs))
 	}
@@ -109,4 +96,19 @@ func TestDashboardQueriesChart(t *testing.T) {
 	if !found {
 		t.Error("no Agents up panel")
 	}
+}
+
+// repoDashboardQueries are the queries of the repository's dashboard with
+// its own defaults (All) and a 1m rate interval.
+func repoDashboardQueries(t *testing.T) []PanelQuery {
+	t.Helper()
+	js, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := DashboardQueries(js, map[string]string{"__rate_interval": "1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qs
 }

@@ -165,15 +165,7 @@ func TestPrometheus(t *testing.T) {
 	// Every query of the repository's dashboard is valid PromQL for the
 	// pinned Prometheus (whether its metrics exist is the e2e's business).
 	t.Run("dashboard parses", func(t *testing.T) {
-		js, err := os.ReadFile(dashboardFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		qs, err := DashboardQueries(js, map[string]string{"__rate_interval": "1m"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, q := range qs {
+		for _, q := range repoDashboardQueries(t) {
 			if _, err := p.ParseQuery(ctx, q.Expr); err != nil {
 				t.Errorf("%s: %v", q, err)
 			}

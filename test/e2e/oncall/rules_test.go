@@ -29,14 +29,8 @@ func TestRuleFile(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := RuleFile([]byte(tc.rendered))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.err)
-				}
+			if !checkErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(string(got), w) {

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -171,14 +170,8 @@ func TestScrapeConfigsTranslation(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			scs, err := ScrapeConfigs([]byte("---\n# Source: x\n---\n"+tc.yaml), SDOptions{Namespace: "ns"})
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.err)
-				}
+			if !checkErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			assertInOrder(t, scs[0].RelabelConfigs, tc.want)
 		})

@@ -90,3 +90,20 @@ func freePort(t *testing.T) string {
 		}
 	}
 }
+
+// checkErr checks a table case's error: want "" means none (fatal
+// otherwise), else an error containing want. It reports whether the case
+// goes on to check its result.
+func checkErr(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want one containing %q", err, want)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
