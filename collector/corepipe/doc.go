@@ -70,6 +70,14 @@
 // crashdump_ metrics when it ingests them (slice 2). Log lines go to
 // /dev/kmsg when it is writable, else to stderr.
 //
+// # What a crashing process waits
+//
+// The kernel holds the crashing process until the handler exits. Measured
+// with the static binary on a 2-CPU VM (ext4, virtio disk), core on a pipe,
+// fsync included: 100 MiB of random bytes 0.13 s, 1 GiB 1.2 s; 100 MiB of
+// zeros 0.04 s, 1 GiB 0.5 s; a 4 GiB mostly-zero core 2.5 s and 260 KiB on
+// disk. Peak RSS is 21-23 MiB whatever the size.
+//
 // The handler exits 0 whatever happens (the kernel ignores the status) and
 // does nothing unbounded besides reading stdin: no network, no Kubernetes
 // API.
