@@ -89,7 +89,7 @@ CRASHDUMP_DUMP_DIR). Flags win.`,
 	}
 	root.Version = currentBuild().String()
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newAgentCmd(), newVersionCmd())
+	root.AddCommand(newAgentCmd(), newVersionCmd(), newCoreHandlerCmd())
 	root.AddCommand(newGenDocsCmd()) // hidden: writes docs/configuration.md (make docs)
 	addRetrievalCommands(root)
 	return root
