@@ -6,7 +6,8 @@
 #                     a real single-node Kubernetes on 127.0.0.1, run the scenarios, tear down,
 #                     verify the host is clean, print a timing summary
 #   make e2e-up       the same up to a running cluster (debugging); then e2e-test, e2e-status, e2e-down
-#   make e2e-unit     unit tests of the harness's own programs (no root, no cluster)
+#   make e2e-unit     unit tests of the harness's own programs and of test/e2e/oncall (no root,
+#                     no cluster; part of make test)
 
 E2E_RUN_SH := $(CURDIR)/test/e2e/run.sh
 # The agent is installed from the release artifacts (make release: image OCI
@@ -58,5 +59,10 @@ e2e-down:
 e2e-clean:
 	$(E2E_RUN_SH) clean
 
-e2e-unit:
+# make test runs these too: the harness's programs and the on-call package,
+# against the real helm, promtool, Prometheus and Alertmanager of ./bin.
+EXTRA_TOOLS += $(BIN)/.prometheus-$(PROMTOOL_VERSION) $(BIN)/.alertmanager-$(ALERTMANAGER_VERSION)
+EXTRA_TESTS += e2e-unit
+
+e2e-unit: $(BIN)/.helm-$(HELM_VERSION) $(BIN)/.promtool-$(PROMTOOL_VERSION) $(BIN)/.prometheus-$(PROMTOOL_VERSION) $(BIN)/.alertmanager-$(ALERTMANAGER_VERSION)
 	cd test/e2e && $(GO) vet ./... && $(GO) vet -tags e2e . && $(GO) test -count=1 ./cmd/... ./oncall/...
