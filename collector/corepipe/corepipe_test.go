@@ -386,6 +386,20 @@ func TestRefusalsWriteOnlyEvidence(t *testing.T) {
 			t.Errorf("outcomes %v", got)
 		}
 	})
+	t.Run("budget used up by the inbox", func(t *testing.T) {
+		// The inbox already holds more than the snapshot's remaining
+		// budget: over it, not unlimited.
+		e := newEnv(t)
+		e.process(fixturePID, cgSystemdContainerdV2)
+		e.policy(Policy{BudgetBytesRemaining: -1})
+		if r := e.run(e.config(), kernelArgs("crasher"), core); r.Evidence.Outcome != OutcomeCore {
+			t.Fatalf("first core: %q %q", r.Evidence.Outcome, r.Evidence.Reason)
+		}
+		e.policy(Policy{BudgetBytesRemaining: 4096})
+		if r := e.run(e.config(), kernelArgs("crasher"), core); r.Evidence.Outcome != OutcomeRefused || r.Evidence.Reason != ReasonBudget {
+			t.Errorf("over the budget: outcome %q reason %q, want refused budget", r.Evidence.Outcome, r.Evidence.Reason)
+		}
+	})
 	t.Run("budget truncates while streaming", func(t *testing.T) {
 		e := newEnv(t)
 		e.process(fixturePID, cgSystemdContainerdV2)

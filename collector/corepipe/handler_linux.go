@@ -260,13 +260,12 @@ func (h *handler) decide(pol *Policy, usage int64) (allowed int64, reason string
 	avail := int64(st.Bavail) * st.Bsize
 	keepFree := int64(st.Blocks) * st.Bsize * HarmlessKeepFreePct / 100
 	budget := int64(HarmlessInboxBytes) - usage
+	limited := true // budget applies; it is negative when already over
 	maxCore := int64(-1)
 	if pol != nil {
 		keepFree = pol.KeepFreeBytes
-		budget = -1
-		if pol.BudgetBytesRemaining >= 0 {
-			budget = pol.BudgetBytesRemaining - usage
-		}
+		limited = pol.BudgetBytesRemaining >= 0
+		budget = pol.BudgetBytesRemaining - usage
 		if pol.MaxCoreBytes > 0 {
 			maxCore = pol.MaxCoreBytes
 		}
@@ -275,7 +274,7 @@ func (h *handler) decide(pol *Policy, usage int64) (allowed int64, reason string
 	if allowed <= 0 {
 		return 0, ReasonKeepFree
 	}
-	if budget >= 0 || pol == nil {
+	if limited {
 		if budget <= 0 {
 			return 0, ReasonBudget
 		}
