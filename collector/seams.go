@@ -36,6 +36,10 @@ type Evidence struct {
 	// Writers are the processes that held the file open at claim time.
 	Writers   []Writer
 	ClaimedAt time.Time
+	// Kernel, when set, is the crashing process the kernel named for a
+	// core of the core_pattern handler (method kernel): Writers is empty,
+	// and neither the path nor the file name may name a pod.
+	Kernel *Writer
 	// Written is the dump's last modification: a crashed process ends
 	// after its last write, so an unattributed dump's candidates are the
 	// containers that ended abnormally around it.
@@ -88,6 +92,10 @@ func (NoResolver) Resolve(_ context.Context, ev Evidence) Attribution {
 	a := Attribution{Method: manifest.MethodNone, Reason: "pod attribution disabled"}
 	if len(ev.Writers) > 0 {
 		w := ev.Writers[0]
+		a.Writer = &w
+	}
+	if ev.Kernel != nil {
+		w := *ev.Kernel
 		a.Writer = &w
 	}
 	return a

@@ -22,6 +22,14 @@
 //     restartCount from that container's status. A container ID whose pod
 //     UID contradicts the cgroup's is not trusted.
 //
+//     kernel. A core of `crashdump core-handler` carries the crashing
+//     process the kernel named (Evidence.Kernel), with the container ID
+//     and pod UID read from /proc/%P/cgroup while the kernel held it. It
+//     is looked up exactly as a writer is, and the answer's method is
+//     kernel. Nothing else can name its pod: its path and file name are
+//     the agent's own, so when the container is not in the pod list the
+//     answer is "none" with the ranked candidates.
+//
 //  2. path. The dump's directory relative to the dump root:
 //
 //     <pod-uid>/...          the pod with that UID, when the pod list knows it

@@ -179,6 +179,15 @@ func (s *resolution) resolve(ctx context.Context) collector.Attribution {
 	if w.answer != nil {
 		return *w.answer
 	}
+	if s.ev.Kernel != nil {
+		// The kernel named the process; its file name and path are the
+		// agent's own: nothing else may name a pod.
+		if s.r.pods != nil && !s.haveList() && !s.listNoted {
+			s.note("pod list unavailable: %v", s.listErr)
+		}
+		k := *s.ev.Kernel
+		return collector.Attribution{Method: manifest.MethodNone, Reason: s.reason(), Writer: &k}
+	}
 	if s.r.pods != nil && !s.haveList() && !s.listNoted {
 		s.note("pod list unavailable: %v", s.listErr)
 	}

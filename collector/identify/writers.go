@@ -39,8 +39,12 @@ type match struct {
 func (s *resolution) writers(ctx context.Context) writerResult {
 	var ids []ident
 	hostPIDs, readers, unread := 0, 0, 0
-	for i := range s.ev.Writers {
-		w := &s.ev.Writers[i]
+	ws := s.ev.Writers
+	if s.ev.Kernel != nil {
+		ws = []collector.Writer{*s.ev.Kernel}
+	}
+	for i := range ws {
+		w := &ws[i]
 		switch {
 		case !w.Writable:
 			// A reader (a log shipper, a backup) is not the author.
@@ -60,18 +64,18 @@ func (s *resolution) writers(ctx context.Context) writerResult {
 	if len(ids) == 0 {
 		switch {
 		case hostPIDs > 0:
-			s.note("writer-pid: the process writing the dump is not in a pod")
+			s.wnote("the process writing the dump is not in a pod")
 		case unread > 0:
-			s.note("writer-pid: the process writing the dump exited before its cgroup could be read")
+			s.wnote("the process writing the dump exited before its cgroup could be read")
 		case readers > 0:
-			s.note("writer-pid: the dump was only open for reading when claimed")
+			s.wnote("the dump was only open for reading when claimed")
 		default:
-			s.note("writer-pid: no process held the dump open when it was claimed")
+			s.wnote("no process held the dump open when it was claimed")
 		}
 		return writerResult{}
 	}
 	if s.r.pods == nil {
-		s.note("writer-pid: no pod list (--pod-source none)")
+		s.wnote("no pod list (--pod-source none)")
 		return writerResult{unknownUIDs: uidsOf(ids), writer: ids[0].w}
 	}
 
@@ -88,7 +92,7 @@ func (s *resolution) writers(ctx context.Context) writerResult {
 		matches, unknown, conflict = s.lookup(ids)
 	}
 	if conflict != nil {
-		s.note("writer-pid: container %s is in pod %s/%s (uid %s) but its cgroup names pod uid %s: not trusted",
+		s.wnote("container %s is in pod %s/%s (uid %s) but its cgroup names pod uid %s: not trusted",
 			short(conflict.id.containerID), conflict.pod.Namespace, conflict.pod.Name, conflict.pod.UID, conflict.id.podUID)
 		a := s.none(matchPods(matches, conflict), conflict.id.w)
 		return writerResult{answer: &a}
@@ -115,25 +119,25 @@ func (s *resolution) writers(ctx context.Context) writerResult {
 			s.listNoted = true
 			s.note("pod list unavailable: %v", s.listErr)
 			for _, id := range unknown {
-				s.note("writer-pid: writer in pod uid %s (container %s) could not be looked up", orNone(id.podUID), short(id.containerID))
+				s.wnote("writer in pod uid %s (container %s) could not be looked up", orNone(id.podUID), short(id.containerID))
 			}
 			return writerResult{unknownUIDs: uidsOf(unknown), writer: unknown[0].w}
 		case s.listErr != nil:
-			s.note("writer-pid: pod list refresh failed: %v", s.listErr)
+			s.wnote("pod list refresh failed: %v", s.listErr)
 		}
 		for _, id := range unknown {
 			if id.podUID != "" {
-				s.note("writer-pid: pod uid %s (container %s) is not in the pod list", id.podUID, short(id.containerID))
+				s.wnote("pod uid %s (container %s) is not in the pod list", id.podUID, short(id.containerID))
 			} else {
-				s.note("writer-pid: container %s is not in the pod list", short(id.containerID))
+				s.wnote("container %s is not in the pod list", short(id.containerID))
 			}
 		}
 		return writerResult{unknownUIDs: uidsOf(unknown), writer: unknown[0].w}
 	case len(byUID) > 1 || len(strangers) > 0:
 		if len(strangers) > 0 {
-			s.note("writer-pid: the dump was open for writing in pod %s and in pod uid %s", matches[0].pod.Key(), uidList(strangers))
+			s.wnote("the dump was open for writing in pod %s and in pod uid %s", matches[0].pod.Key(), uidList(strangers))
 		} else {
-			s.note("writer-pid: the dump was open for writing in %d pods", len(byUID))
+			s.wnote("the dump was open for writing in %d pods", len(byUID))
 		}
 		a := s.none(matchPods(matches, nil), matches[0].id.w)
 		return writerResult{answer: &a}
@@ -159,7 +163,7 @@ func (s *resolution) writers(ctx context.Context) writerResult {
 	mp := podBlock(m.pod)
 	switch {
 	case !agree:
-		s.note("writer-pid: writers in several containers of the pod; container not determined")
+		s.wnote("writers in several containers of the pod; container not determined")
 	case c != nil:
 		mp.Container, mp.ContainerID = c.Name, cid.Full
 		mp.Image, mp.ImageID = c.Image, c.ImageID
@@ -169,15 +173,29 @@ func (s *resolution) writers(ctx context.Context) writerResult {
 			// The container, but not which of its instances: its latest
 			// restart count would be another instance's.
 			mp.Container, mp.Image, mp.ImageID = only.Name, only.Image, only.ImageID
-			s.note("writer-pid: container instance %s not in the pod's status; the pod has one container; instance not determined", short(m.id.containerID))
+			s.wnote("container instance %s not in the pod's status; the pod has one container; instance not determined", short(m.id.containerID))
 		} else {
-			s.note("writer-pid: container instance %s not in the pod's status; container not determined", short(m.id.containerID))
+			s.wnote("container instance %s not in the pod's status; container not determined", short(m.id.containerID))
 		}
 	}
 	s.pathAgrees(m.pod)
 	w := *m.id.w
-	a := collector.Attribution{Pod: mp, Method: manifest.MethodWriterPID, Reason: s.reason(), Writer: &w}
+	a := collector.Attribution{Pod: mp, Method: s.writerMethod(), Reason: s.reason(), Writer: &w}
 	return writerResult{answer: &a}
+}
+
+// writerMethod is the method writer evidence gives: kernel for the
+// crashing process the kernel named, else writer-pid.
+func (s *resolution) writerMethod() string {
+	if s.ev.Kernel != nil {
+		return manifest.MethodKernel
+	}
+	return manifest.MethodWriterPID
+}
+
+// wnote notes what the writer evidence said, prefixed with its method.
+func (s *resolution) wnote(format string, args ...any) {
+	s.note(s.writerMethod()+": "+format, args...)
 }
 
 // lookup finds each writer in the current pod list. A container ID found

@@ -17,9 +17,12 @@ const SchemaVersion = 1
 // collector/identify; docs/manifest.md, correlation.method).
 const (
 	MethodWriterPID = "writer-pid"
-	MethodPath      = "path"
-	MethodHostname  = "hostname"
-	MethodNone      = "none"
+	// MethodKernel: a core the kernel piped to `crashdump core-handler`,
+	// which read the crashing PID's cgroup (exact, like writer-pid).
+	MethodKernel   = "kernel"
+	MethodPath     = "path"
+	MethodHostname = "hostname"
+	MethodNone     = "none"
 )
 
 // Compression values of Object.Compression.
