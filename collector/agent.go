@@ -105,6 +105,11 @@ type Config struct {
 	// (default 512); the others are parked: their record stays on disk
 	// and memory keeps 64 bytes of each (park.go).
 	MaxResident int
+	// KernelCores ingests the cores of `crashdump core-handler` from
+	// <state-dir>/corepipe/inbox every KernelPoll (default 1s) and keeps
+	// its policy snapshot <state-dir>/corepipe/policy.json (kernel.go).
+	KernelCores bool
+	KernelPoll  time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -143,6 +148,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OnceMaxAttempts <= 0 {
 		c.OnceMaxAttempts = 3
+	}
+	if c.KernelPoll <= 0 {
+		c.KernelPoll = time.Second
 	}
 	if c.MaxResident <= 0 {
 		c.MaxResident = defaultMaxResident
@@ -225,6 +233,8 @@ type Agent struct {
 	// rejectedDirs: past maxRejectMemory entries, rejects are remembered
 	// per directory and reason only (bounded by maxRejectDirs).
 	rejectedDirs map[dirReason]bool
+	// kernelWarned: inbox problems already logged (kernelWarnOnce).
+	kernelWarned map[string]bool
 
 	policy Policy
 	storms *stormLimiter
@@ -286,6 +296,7 @@ func New(cfg Config, d Deps) (*Agent, error) {
 		results:      make(chan result, cfg.UploadWorkers),
 		rejected:     map[rejectKey]bool{},
 		rejectedDirs: map[dirReason]bool{},
+		kernelWarned: map[string]bool{},
 		shelf:        newReportShelf(),
 		related:      &relatedMemory{},
 		reportGone:   make(chan *item, 256),
@@ -398,6 +409,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return a.watch.Run(runCtx, candidates)
 	})
+	if a.cfg.KernelCores {
+		// What the inbox holds now is taken with the first batch, after
+		// recovery: an entry whose core an agent killed mid-ingestion had
+		// moved is recognised by its staged copy (kernel.go).
+		ks := a.ingestInbox()
+		a.observeClaims(ks)
+		recovered = append(recovered, ks...)
+		if !a.cfg.Once {
+			g.Go(func() error {
+				a.kernelLoop(runCtx)
+				return nil
+			})
+		}
+	}
 	g.Go(func() error {
 		defer close(claimerDone)
 		a.claimLoop(runCtx, candidates, recovered)

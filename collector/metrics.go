@@ -21,10 +21,16 @@ const (
 	DropRateLimited = "rate_limited" // over the crash-loop limit: manifest-only record stored
 	DropNotSelected = "not_selected" // crashdump.io/collect "false", or not annotated in annotated-only mode
 	DropFailedTTL   = "failed_ttl"   // kept failing, deleted from failed/ after --failed-ttl
+	// DropKernelInvalid: a core handler inbox entry that did not validate
+	// (kernel.go), removed.
+	DropKernelInvalid = "kernel_invalid"
+	// DropKernelRefused: a kernel core the handler refused for disk space
+	// or an error: manifest-only record stored.
+	DropKernelRefused = "kernel_refused"
 )
 
 var dropReasons = []string{DropSymlink, DropNotRegular, DropHardlink, DropEmpty, DropCrossDevice, DropPathChanged, DropUnreadable,
-	DropDiskBudget, DropRateLimited, DropNotSelected, DropFailedTTL}
+	DropDiskBudget, DropRateLimited, DropNotSelected, DropFailedTTL, DropKernelInvalid, DropKernelRefused}
 
 // metrics are the collector's Prometheus metrics (alerts and runbooks:
 // docs/operations.md). Safe for concurrent use.
@@ -65,6 +71,11 @@ type metrics struct {
 	// when the dump is attributed; the one metric naming an app's pod,
 	// bounded to 32 series of at most 1 h.
 	lastDump *lastDumps
+	// kernelCores, kernelRefused and kernelHandler come from the core
+	// handler's evidence records (kernel.go).
+	kernelCores   *prometheus.CounterVec
+	kernelRefused *prometheus.CounterVec
+	kernelHandler prometheus.Histogram
 }
 
 // What became of a claimed crash report.
@@ -183,6 +194,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "crashdump_crash_reports_total",
 		Help: "Claimed .NET crash reports by outcome (attached, attached_late, own_manifest, unproven). A report is attached to a dump only on proof: the same writer process, or its crashed thread in the core.",
 	}, []string{"outcome"})
+	m.kernelCores = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "crashdump_kernel_cores_total",
+		Help: "Cores the kernel piped to `crashdump core-handler`, by what the handler did (core, refused, chained, dropped), counted when the agent ingests its record.",
+	}, []string{"outcome"})
+	m.kernelRefused = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "crashdump_kernel_cores_refused_total",
+		Help: "Kernel cores the core handler refused (no core written, a manifest-only record), by reason.",
+	}, []string{"reason"})
+	m.kernelHandler = f.NewHistogram(prometheus.HistogramOpts{
+		Name:    "crashdump_kernel_handler_seconds",
+		Help:    "Time the core handler took per core, from its start to the inbox entry complete: what the crashing process waited in the kernel.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	})
+	for _, o := range kernelOutcomes {
+		m.kernelCores.WithLabelValues(o)
+	}
+	for _, r := range refusalReasons {
+		m.kernelRefused.WithLabelValues(r)
+	}
 	for _, o := range reportOutcomes {
 		m.crashReports.WithLabelValues(o)
 	}
@@ -195,7 +225,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{DropSymlink, DropNotRegular, DropHardlink, DropCrossDevice, DropPathChanged} {
 		m.rejectsUnremembered.WithLabelValues(r)
 	}
-	for _, meth := range []string{manifest.MethodWriterPID, manifest.MethodPath, manifest.MethodHostname, manifest.MethodNone} {
+	for _, meth := range []string{manifest.MethodWriterPID, manifest.MethodKernel, manifest.MethodPath, manifest.MethodHostname, manifest.MethodNone} {
 		m.correlations.WithLabelValues(meth)
 	}
 	return m

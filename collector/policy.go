@@ -59,6 +59,7 @@ const (
 	actionUpload       = "upload"
 	actionManifestOnly = "manifest-only" // rate limited: the crash stays visible
 	actionSkip         = "skip"          // not selected
+	actionRefused      = "refused"       // a kernel core the handler refused (disk): manifest only
 )
 
 // Policy is the collection policy.

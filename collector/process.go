@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crashdump-io/crashdump/collector/corepipe"
 	"github.com/crashdump-io/crashdump/collector/dumpfs"
 	"github.com/crashdump-io/crashdump/collector/inspect"
 	"github.com/crashdump-io/crashdump/collector/staging"
@@ -76,7 +77,7 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 	// An empty file holds nothing to lose, unless a crash report came with
 	// it (createdump failed after writing the report): then the manifest
 	// still tells what crashed.
-	if info.Size == 0 && !rec.CrashReport {
+	if info.Size == 0 && !rec.CrashReport && rec.Kernel == nil {
 		a.m.dropped.WithLabelValues(DropEmpty).Inc()
 		a.log.Warn("not collecting empty dump", "path", rec.Path, "id", rec.ID, "reason", DropEmpty)
 		if err := a.stage.Remove(it.entry); err != nil {
@@ -154,6 +155,23 @@ func (a *Agent) process(ctx context.Context, it *item) error {
 		if first {
 			a.note.DumpUploaded(ctx, sm)
 		}
+		if err := a.stage.Remove(it.entry); err != nil {
+			return err
+		}
+		return errDropped
+	case actionRefused:
+		// The core handler wrote no core (disk budget, keep-free, an
+		// error): the manifest keeps the crash visible.
+		m.Object.ManifestOnly = true
+		m.Object.NotUploadedReason = "core handler refused the core: " + p.ActionReason
+		m.Object.Compression = manifest.CompressionNone
+		if err := a.putManifest(ctx, store, p.Key, m); err != nil {
+			return err
+		}
+		a.m.dropped.WithLabelValues(DropKernelRefused).Inc()
+		log.Warn("kernel core not written by the core handler: manifest only", "reason", DropKernelRefused, "why", p.ActionReason,
+			"record", m.Object.Key+".json")
+		a.note.DumpUploaded(ctx, m)
 		if err := a.stage.Remove(it.entry); err != nil {
 			return err
 		}
@@ -272,7 +290,7 @@ var errLinger = errors.New("stored; node copy watched for one more settle time")
 // lingers reports whether a stored dump's node copy is watched before it
 // goes: a dump (not a crash report) with no writer ever seen.
 func lingers(it *item, settle time.Duration) bool {
-	return settle > 0 && it.rec.Kind != kindReport && len(it.rec.Writers) == 0 && len(it.writers) == 0
+	return settle > 0 && it.rec.Kind != kindReport && it.rec.Kernel == nil && len(it.rec.Writers) == 0 && len(it.writers) == 0
 }
 
 // noteGrowth records in the item's record that the dump grew beyond its
@@ -472,7 +490,7 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 			a.log.Info("crash report unreadable", "path", rec.Path, "err", err)
 		}
 	}
-	att := a.res.Resolve(ctx, Evidence{Path: rec.Path, Writers: rec.Writers, ClaimedAt: rec.ClaimedAt, Written: info.Mtime})
+	att := a.res.Resolve(ctx, Evidence{Path: rec.Path, Writers: rec.Writers, Kernel: kernelWriter(rec.Kernel), ClaimedAt: rec.ClaimedAt, Written: info.Mtime})
 	m.Pod = att.Pod
 	m.Correlation = manifest.Correlation{Method: att.Method, Reason: att.Reason, Candidates: att.Candidates}
 	if m.Correlation.Method == "" {
@@ -487,10 +505,16 @@ func (a *Agent) prepare(ctx context.Context, it *item, f *os.File, info dumpfs.I
 	if w != nil {
 		m.Process = &manifest.Process{HostPID: w.HostPID, PID: w.NSPID, Exe: w.Exe}
 	}
-	d := decision{action: actionUpload}
-	if earlier != nil {
+	if rec.Kernel != nil {
+		a.kernelManifest(rec.Kernel, m)
+	}
+	var d decision
+	switch {
+	case earlier != nil:
 		d = decision{action: earlier.Action, reason: earlier.ActionReason}
-	} else {
+	case rec.Kernel != nil && rec.Kernel.Outcome == corepipe.OutcomeRefused:
+		d = kernelRefusal(rec.Kernel.Reason)
+	default:
 		d = a.decide(att, m, time.Now())
 	}
 	compression := a.cfg.Compression

@@ -53,6 +53,9 @@ type record struct {
 	// writer (never seen) paused longer than the settle time. Every later
 	// manifest is marked incomplete with this reason.
 	Grew string `json:"grew,omitempty"`
+	// Kernel is set for a core of the core_pattern handler (kernel.go):
+	// its evidence, the only source of its attribution.
+	Kernel *kernelRecord `json:"kernel,omitempty"`
 }
 
 // plan is what the agent decided to store for a settled dump.

@@ -136,6 +136,9 @@ type scheduler struct {
 	// retrying: an upload failed since the last one that succeeded; the
 	// next success wakes the dumps waiting out their backoff (wakeRetries).
 	retrying bool
+	// policyAt is when the core handler's policy snapshot was last
+	// written (kernel.go, writePolicy).
+	policyAt time.Time
 }
 
 func newScheduler(a *Agent) *scheduler {
@@ -526,6 +529,9 @@ func (s *scheduler) housekeeping(now time.Time) {
 	s.setFailedGauges()
 	s.enforceBudget(now)
 	a.m.lastDump.expire()
+	if a.cfg.KernelCores && now.Sub(s.policyAt) >= kernelPolicyMaxAge/2 {
+		s.writePolicy(now)
+	}
 }
 
 // backoff is the delay before attempt n+1: exponential with full jitter.
@@ -548,6 +554,12 @@ func (s *scheduler) check(items []*item, now time.Time) []*item {
 	known := map[procfs.FileID]struct{}{}
 	for _, it := range items {
 		if it.settled {
+			continue
+		}
+		if it.rec.Kernel != nil {
+			// The handler renames its entry only when the core is whole
+			// and fsynced: nothing writes a staged kernel core.
+			it.settled = true
 			continue
 		}
 		var st unix.Stat_t
