@@ -59,6 +59,7 @@ type agentFlags struct {
 	namespaceDirs               []string
 	namespaceDirMode            string
 	protection                  protectionFlags
+	kernelCores                 bool
 }
 
 func newAgentCmd() *cobra.Command {
@@ -106,6 +107,7 @@ waits until its writer has closed it, attributes it to a pod, uploads it to
 	fs.DurationVar(&f.maxSettleWait, "max-settle-wait", 30*time.Minute, "upload a dump still open or changing after this long anyway, marked incomplete")
 	fs.DurationVar(&f.rescanInterval, "rescan-interval", time.Minute, "full rescan of --dump-dir (a safety net under the file watches)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long uploads in flight may finish; the rest resumes at the next start")
+	fs.BoolVar(&f.kernelCores, "kernel-cores", false, "ingest the cores of `crashdump core-handler` (the kernel's core_pattern pipe) from <state-dir>/corepipe/inbox, attributed with method kernel, and keep its policy snapshot <state-dir>/corepipe/policy.json fresh (see docs/java-and-cores.md)")
 	fs.BoolVar(&f.once, "once", false, "process what is there, wait for it to finish, exit (non-zero if a dump could not be uploaded)")
 	fs.StringSliceVar(&f.include, "include", discover.DefaultInclude, "file name patterns collected as dumps")
 	fs.StringSliceVar(&f.exclude, "exclude", discover.DefaultExclude, "file name patterns never collected as dumps (a <dump>.crashreport.json is claimed as a crash report and stored with the dump proven to own it)")
@@ -259,6 +261,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 		Include: f.include, Exclude: f.exclude, Compression: f.compression, KeyTemplate: kt,
 		SettleTime: settleTime(f.settleTime), MaxSettleWait: f.maxSettleWait, RescanInterval: f.rescanInterval,
 		UploadWorkers: f.uploadWorkers, ShutdownGrace: f.shutdownGrace, Once: f.once,
+		KernelCores: f.kernelCores,
 	}
 	if err := f.protection.apply(&cfg); err != nil {
 		return err
