@@ -528,9 +528,53 @@ func (s *scheduler) writePolicy(now time.Time) {
 			p.KeepFreeBytes = max(p.KeepFreeBytes, int64(cfg.KeepFreePercent/100*float64(total)))
 		}
 	}
+	if l, ok := a.res.(NodePodLister); ok {
+		a.podPolicy(&p, l.NodePods(), now)
+	}
 	if err := corepipe.WritePolicy(corepipe.PolicyPath(cfg.StateDir), p); err != nil {
 		a.kernelWarnOnce("policy", "write the core handler's policy snapshot", "err", err)
 		return
 	}
 	s.policyAt = now
+}
+
+// podPolicy adds what the snapshot says about this node's pods: their
+// namespaces by UID, the pods whose annotation opts them out, and the
+// container instances over their crash-loop limit (stormKey's container
+// key, as decide counts them). Only what is certain is said: a refusal
+// by the handler is final, while what the snapshot leaves out is judged
+// again at ingestion. So --collect-annotated-only and a namespace label
+// overriding the limit (which NodePod does not carry) are not applied
+// here.
+func (a *Agent) podPolicy(p *corepipe.Policy, ps []NodePod, now time.Time) {
+	p.PodNamespaces = map[string]string{}
+	for _, np := range ps {
+		for _, uid := range np.UIDs {
+			p.PodNamespaces[uid] = np.Namespace
+		}
+		if np.Annotations[AnnotationCollect] == "false" {
+			p.OptedOutPodUIDs = append(p.OptedOutPodUIDs, np.UIDs...)
+			continue
+		}
+		limit := a.policy.MaxPerWindow
+		if v, ok := np.Annotations[AnnotationMaxPerHour]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				continue // decide warns about it at ingestion
+			}
+			limit = n
+		} else if np.NamespaceDefaults {
+			continue
+		}
+		if limit <= 0 || a.storms == nil {
+			continue
+		}
+		for _, c := range np.Containers {
+			if a.storms.full(np.Namespace+"/"+np.Name+"/"+c.Name, limit, now) {
+				p.LimitedContainers = append(p.LimitedContainers, c.IDs...)
+			}
+		}
+	}
+	slices.Sort(p.OptedOutPodUIDs)
+	slices.Sort(p.LimitedContainers)
 }

@@ -193,6 +193,15 @@ func (l *stormLimiter) allow(key string, limit int, now time.Time) bool {
 	return true
 }
 
+// full reports whether key has used up limit in the window, recording
+// nothing.
+func (l *stormLimiter) full(key string, limit int, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prune(now)
+	return len(l.seen[key]) >= limit
+}
+
 func (l *stormLimiter) prune(now time.Time) {
 	for k, ts := range l.seen {
 		i := sort.Search(len(ts), func(i int) bool { return now.Sub(ts[i]) < l.window })

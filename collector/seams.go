@@ -84,6 +84,37 @@ type ClaimObserver interface {
 	DumpClaimed(ev Evidence)
 }
 
+// NodePodLister is optional on a PodResolver: this node's pods as the
+// core handler's policy snapshot needs them (kernel.go). It returns the
+// cached list without waiting (nil when there is none) and must not block.
+type NodePodLister interface {
+	NodePods() []NodePod
+}
+
+// NodePod is one pod of this node for the policy snapshot.
+type NodePod struct {
+	Namespace, Name string
+	// UIDs are the UIDs its cgroups may name: its UID, and a static pod's
+	// config hash.
+	UIDs []string
+	// Annotations are its crashdump.io/* annotations only.
+	Annotations map[string]string
+	// NamespaceDefaults: its namespace's labels may set collection
+	// defaults (API-server pod source) that a pod annotation overrides;
+	// they are not in NodePod, so without an annotation the snapshot must
+	// not judge the pod.
+	NamespaceDefaults bool
+	// Containers are its containers with the IDs of their instances, bare
+	// as a cgroup names them.
+	Containers []NodeContainer
+}
+
+// NodeContainer is one container of a NodePod.
+type NodeContainer struct {
+	Name string
+	IDs  []string
+}
+
 // NoResolver attributes nothing: node-level facts only.
 type NoResolver struct{}
 

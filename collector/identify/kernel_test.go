@@ -76,3 +76,28 @@ func TestKernelEvidence(t *testing.T) {
 		})
 	}
 }
+
+// NodePods is the cached list for the core handler's policy snapshot.
+func TestNodePods(t *testing.T) {
+	res, cache := newResolver(t, staticSource(nodePods()))
+	if got := res.NodePods(); len(got) != 0 {
+		t.Errorf("before any list: %d pods", len(got))
+	}
+	if _, err := cache.Fresh(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := res.NodePods()
+	if len(got) != len(nodePods()) {
+		t.Fatalf("%d pods, want %d", len(got), len(nodePods()))
+	}
+	for _, p := range got {
+		if p.Namespace == "shop" && p.Name == "api-7d9f8c6b5-x2k4p" {
+			if len(p.UIDs) != 1 || p.UIDs[0] != shopUID || len(p.Containers) != 1 ||
+				strings.Join(p.Containers[0].IDs, ",") != shopRun+","+shopCrashed && strings.Join(p.Containers[0].IDs, ",") != shopCrashed+","+shopRun {
+				t.Errorf("shop api: %+v", p)
+			}
+			return
+		}
+	}
+	t.Errorf("shop api not listed: %+v", got)
+}

@@ -389,3 +389,31 @@ func dirs(p string) []string {
 	}
 	return strings.Split(d, "/")
 }
+
+// NodePods implements collector.NodePodLister from the cached list: the
+// pods still listed (a pod gone from the node crashes no more).
+func (r *Resolver) NodePods() []collector.NodePod {
+	if r.pods == nil {
+		return nil
+	}
+	var out []collector.NodePod
+	for _, p := range r.pods.Snapshot().Pods() {
+		if !p.Listed() {
+			continue
+		}
+		np := collector.NodePod{UIDs: []string{p.UID}, Namespace: p.Namespace, Name: p.Name, Annotations: maps.Clone(p.Policy),
+			NamespaceDefaults: r.opts.NamespaceLabels != nil}
+		if p.StaticHash != "" && p.StaticHash != p.UID {
+			np.UIDs = append(np.UIDs, p.StaticHash) // the UID a static pod's cgroup names
+		}
+		for _, c := range p.Containers {
+			nc := collector.NodeContainer{Name: c.Name}
+			for _, id := range c.IDs {
+				nc.IDs = append(nc.IDs, id.ID)
+			}
+			np.Containers = append(np.Containers, nc)
+		}
+		out = append(out, np)
+	}
+	return out
+}
