@@ -44,7 +44,8 @@ import (
 // agent with mode 0700, an evidence.json that is not a bounded regular
 // file of the expected shape, a core that is not a regular file) is
 // logged with its reason, counted as crashdump_dumps_dropped_total
-// {reason="kernel_invalid"} and removed, without following links.
+// {reason="kernel_invalid"} and removed, without following links; so is
+// an <id>.tmp/ older than maxTmpAge, which a handler that died left.
 //
 // Crash safety: the staging entry is created (record first) before the
 // core is moved, and the inbox entry is removed only after. Killed
@@ -144,6 +145,7 @@ func (a *Agent) ingestInbox() []*item {
 	var out []*item
 	for _, name := range names {
 		if strings.HasSuffix(name, ".tmp") {
+			a.staleTmp(fd, name, time.Now())
 			continue // being written by a handler
 		}
 		if it := a.ingestEntry(fd, name); it != nil {
@@ -151,6 +153,26 @@ func (a *Agent) ingestInbox() []*item {
 		}
 	}
 	return out
+}
+
+// maxTmpAge is how old an entry still being written (<id>.tmp) may be
+// before it is taken for the remains of a handler that died: the kernel
+// holds the crashing process while its handler writes, seconds even for a
+// 4 GiB core.
+const maxTmpAge = time.Hour
+
+// staleTmp removes inbox entry name, one being written, if its handler
+// must have died: it counts against the handler's inbox bounds forever
+// otherwise.
+func (a *Agent) staleTmp(inbox int, name string, now time.Time) {
+	var st unix.Stat_t
+	if unix.Fstatat(inbox, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return
+	}
+	if age := now.Sub(time.Unix(st.Mtim.Unix())); age < maxTmpAge {
+		return
+	}
+	a.rejectEntry(inbox, name, "left unfinished by a core handler more than "+maxTmpAge.String()+" ago")
 }
 
 // kernelWarnOnce logs a problem with the inbox itself once per key.

@@ -134,9 +134,21 @@ func TestKernelCoresIngested(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(inbox, strings.Repeat("cd", 16))); err != nil {
 		t.Fatal(err)
 	}
-	// An entry still being written is left alone.
+	// An entry still being written is left alone; one a handler left
+	// unfinished long ago is removed.
 	tmp := filepath.Join(inbox, strings.Repeat("ef", 16)+".tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(inbox, strings.Repeat("01", 16)+".tmp")
+	if err := os.Mkdir(dead, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dead, corepipe.CoreName), []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(dead, old, old); err != nil {
 		t.Fatal(err)
 	}
 
@@ -261,7 +273,7 @@ func TestKernelCoresIngested(t *testing.T) {
 		{"crashdump_kernel_cores_total", []string{"outcome", "dropped"}, 1},
 		{"crashdump_kernel_cores_total", []string{"outcome", "chained"}, 0},
 		{"crashdump_kernel_cores_refused_total", []string{"reason", "budget"}, 1},
-		{"crashdump_dumps_dropped_total", []string{"reason", collector.DropKernelInvalid}, 2},
+		{"crashdump_dumps_dropped_total", []string{"reason", collector.DropKernelInvalid}, 3},
 		{"crashdump_dumps_dropped_total", []string{"reason", collector.DropKernelRefused}, 1},
 		{"crashdump_correlations_total", []string{"method", "kernel"}, 2},
 		{"crashdump_correlations_total", []string{"method", "none"}, 1},
@@ -273,7 +285,7 @@ func TestKernelCoresIngested(t *testing.T) {
 	if n := histogramCount(t, e.reg, "crashdump_kernel_handler_seconds"); n != 4 {
 		t.Errorf("crashdump_kernel_handler_seconds count %d, want 4", n)
 	}
-	if logs := e.logs.String(); strings.Count(logs, "not ingesting kernel core inbox entry") != 2 {
+	if logs := e.logs.String(); strings.Count(logs, "not ingesting kernel core inbox entry") != 3 {
 		t.Errorf("rejected entries not logged once each:\n%s", logs)
 	}
 

@@ -1,6 +1,6 @@
 // Package corepipe is the kernel's core_pattern pipe: a producer beside
-// discover; it writes cores into the agent-private inbox that the agent will
-// ingest (slice 2).
+// discover; it writes cores into the agent-private inbox that the agent
+// ingests with --kernel-cores (collector/kernel.go).
 //
 // The kernel runs `crashdump core-handler` as root in the initial
 // namespaces, with the core on stdin, once per crash:
@@ -67,7 +67,8 @@
 // and reason) are written into each evidence record, host cores chained or
 // dropped included (evidence records without a core, outcome chained or
 // dropped, that the agent counts and deletes); the agent turns them into
-// crashdump_ metrics when it ingests them (slice 2). Log lines go to
+// crashdump_kernel_* metrics when it ingests them (collector/kernel.go).
+// Log lines go to
 // /dev/kmsg when it is writable, else to stderr.
 //
 // # What a crashing process waits
