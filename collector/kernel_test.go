@@ -454,3 +454,41 @@ func TestKernelIngestKilledMidway(t *testing.T) {
 		t.Errorf("kernel_cores_total{core} = %v: counted by the agent that staged it", n)
 	}
 }
+
+// A running agent polls the inbox: a core that arrives while it runs is
+// uploaded, and the snapshot is written at start.
+func TestKernelInboxPolled(t *testing.T) {
+	if _, err := exec.LookPath("gcore"); err != nil {
+		t.Skip("gcore (gdb) not installed: `make tools` installs it; this test needs a real core")
+	}
+	e := newEnv(t, false)
+	core := filepath.Join(t.TempDir(), "core")
+	dumptest.SleepCore(t, core)
+	procRoot := filepath.Join(t.TempDir(), "proc")
+	kernelProc(t, procRoot, "7001", cgroupOf(podstest.UID("polled"), podstest.Hex64("polled")))
+	cfg := e.config()
+	cfg.KernelCores, cfg.KernelPoll = true, 50*time.Millisecond
+	stop := e.start(cfg)
+	eventually(t, 10*time.Second, "policy snapshot", func() bool {
+		p, err := corepipe.ReadPolicy(corepipe.PolicyPath(e.stateDir))
+		return err == nil && !p.Stale(time.Now()) && p.MaxAgeSeconds == 60
+	})
+	r := runHandler(t, procRoot, e.stateDir, "7001", core)
+	if r.Evidence.Outcome != corepipe.OutcomeCore {
+		t.Fatalf("handler: %q %q", r.Evidence.Outcome, r.Evidence.Reason)
+	}
+	eventually(t, 20*time.Second, "core uploaded", func() bool {
+		for _, k := range e.keys() {
+			if strings.HasSuffix(k, ".json") && strings.Contains(k, r.EntryID[:8]) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(e.stateDir, corepipe.DirName, "inbox")); len(left) != 0 {
+		t.Errorf("inbox not empty: %d entries", len(left))
+	}
+}
