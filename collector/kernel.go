@@ -324,7 +324,7 @@ func trustedOwner(st *unix.Stat_t, perm uint32) string {
 	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
 		return fmt.Sprintf("owned by uid %d, not root", st.Uid)
 	}
-	if got := st.Mode & 0o7777; got != perm {
+	if got := uint32(st.Mode) & 0o7777; got != perm { // Mode is uint16 on darwin (the CLI build)
 		return fmt.Sprintf("mode %04o, want %04o", got, perm)
 	}
 	return ""
