@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,6 +32,16 @@ func (s staticPods) String() string { return "static" }
 
 // kernelProc writes a fixture <proc>/<pid> as core-handler reads it: a
 // process in a container (PID 1 in its namespace) of the given cgroup.
+// kernelEnv is a test environment and a real ELF core (gcore of a live
+// sleep; dumptest fails the test when gdb is missing: make tools installs it).
+func kernelEnv(t *testing.T, withMinIO bool) (*env, string) {
+	t.Helper()
+	e := newEnv(t, withMinIO)
+	core := filepath.Join(t.TempDir(), "core")
+	dumptest.SleepCore(t, core)
+	return e, core
+}
+
 func kernelProc(t *testing.T, procRoot, pid, cgroup string) {
 	t.Helper()
 	d := filepath.Join(procRoot, pid)
@@ -77,12 +86,7 @@ func cgroupOf(podUID, containerID string) string {
 // malformed entry is rejected and removed, and the policy snapshot is
 // written.
 func TestKernelCoresIngested(t *testing.T) {
-	if _, err := exec.LookPath("gcore"); err != nil {
-		t.Skip("gcore (gdb) not installed: `make tools` installs it; this test needs a real core")
-	}
-	e := newEnv(t, true)
-	core := filepath.Join(t.TempDir(), "core")
-	dumptest.SleepCore(t, core)
+	e, core := kernelEnv(t, true)
 
 	apiUID, apiCID := podstest.UID("kernel api"), podstest.Hex64("kernel api running")
 	jobUID, jobCID := podstest.UID("kernel job"), podstest.Hex64("kernel job running")
@@ -316,12 +320,7 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 
 // crash-loop limit's manifest-only record, an opted-out pod's refusal
 // leaves nothing, a truncated core is uploaded marked incomplete.
 func TestKernelRefusalsAndTruncation(t *testing.T) {
-	if _, err := exec.LookPath("gcore"); err != nil {
-		t.Skip("gcore (gdb) not installed: `make tools` installs it; this test needs a real core")
-	}
-	e := newEnv(t, false)
-	core := filepath.Join(t.TempDir(), "core")
-	dumptest.SleepCore(t, core)
+	e, core := kernelEnv(t, false)
 	type proc struct{ pid, ns, name, uid, cid string }
 	loop := proc{"5001", "shop", "loop-0", podstest.UID("kernel loop"), podstest.Hex64("kernel loop")}
 	quiet := proc{"5002", "shop", "quiet-0", podstest.UID("kernel quiet"), podstest.Hex64("kernel quiet")}
@@ -398,12 +397,7 @@ func TestKernelRefusalsAndTruncation(t *testing.T) {
 // removed the inbox entry: the restart uploads the staged core once and
 // removes the entry, without calling it invalid.
 func TestKernelIngestKilledMidway(t *testing.T) {
-	if _, err := exec.LookPath("gcore"); err != nil {
-		t.Skip("gcore (gdb) not installed: `make tools` installs it; this test needs a real core")
-	}
-	e := newEnv(t, false)
-	core := filepath.Join(t.TempDir(), "core")
-	dumptest.SleepCore(t, core)
+	e, core := kernelEnv(t, false)
 	procRoot := filepath.Join(t.TempDir(), "proc")
 	kernelProc(t, procRoot, "6001", "0::/kubepods.slice/kubepods-pod"+strings.ReplaceAll(podstest.UID("midway"), "-", "_")+".slice/cri-containerd-"+podstest.Hex64("midway")+".scope\n")
 	r := runHandler(t, procRoot, e.stateDir, "6001", core)
@@ -458,12 +452,7 @@ func TestKernelIngestKilledMidway(t *testing.T) {
 // A running agent polls the inbox: a core that arrives while it runs is
 // uploaded, and the snapshot is written at start.
 func TestKernelInboxPolled(t *testing.T) {
-	if _, err := exec.LookPath("gcore"); err != nil {
-		t.Skip("gcore (gdb) not installed: `make tools` installs it; this test needs a real core")
-	}
-	e := newEnv(t, false)
-	core := filepath.Join(t.TempDir(), "core")
-	dumptest.SleepCore(t, core)
+	e, core := kernelEnv(t, false)
 	procRoot := filepath.Join(t.TempDir(), "proc")
 	kernelProc(t, procRoot, "7001", cgroupOf(podstest.UID("polled"), podstest.Hex64("polled")))
 	cfg := e.config()

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -182,12 +181,10 @@ var (
 	coreErr  string
 )
 
-// realCore is a real ELF core of a live `sleep` (gdb's gcore), made once.
+// realCore is a real ELF core of a live `sleep` (gdb's gcore), made once;
+// dumptest fails the test when gdb is missing (make tools installs it).
 func realCore(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("gcore"); err != nil {
-		t.Skip("gcore (gdb) not installed: `make tools` installs it; these tests need a real core")
-	}
 	coreOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "corepipe-core")
 		if err != nil {
